@@ -1,0 +1,11 @@
+//! The products service: sellers list products, anyone reads them.
+//!
+//! `api` translates HTTP to the domain, `domain` holds the rules and knows nothing of Lambda,
+//! `store` keeps products in DynamoDB behind the [`store::ProductStore`] trait.
+
+pub mod api;
+pub mod domain;
+pub mod store;
+
+pub use api::router;
+pub use domain::ProductService;

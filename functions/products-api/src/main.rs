@@ -1,0 +1,15 @@
+//! Lambda entry point: build the clients once, then serve the router through `lambda_http`.
+
+use products_api::store::DynamoProductStore;
+use products_api::{router, ProductService};
+use shared::config::{aws_sdk_config, required_env};
+use shared::events::{SnsPublisher, Topic};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init_logging();
+    let config = aws_sdk_config().await;
+    let store = DynamoProductStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("PRODUCTS_TABLE")?);
+    let publisher = SnsPublisher::from_env(aws_sdk_sns::Client::new(&config), &[Topic::ProductEvents])?;
+    lambda_http::run(router(ProductService::new(store, publisher))).await
+}

@@ -1,0 +1,366 @@
+//! The SQS batch runner every consumer function uses.
+//!
+//! For each record of a batch it decodes the event (raw SNS delivery, or the SNS envelope when raw
+//! delivery is off), claims the event id for this consumer in the idempotency store, runs the
+//! handler, and reports the records that failed in `batchItemFailures` so that only those come
+//! back. A failed record's visibility is shortened with exponential backoff, so a retry happens in
+//! seconds rather than after the queue's full visibility timeout; after `maxReceiveCount`
+//! deliveries SQS moves it to the queue's DLQ, body intact.
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::events::Envelope;
+
+pub mod idempotency;
+
+pub use idempotency::{Claim, DynamoIdempotencyStore, IdempotencyStore, MemoryIdempotencyStore};
+
+/// Why a handler could not process an event. The record is retried, then dead-lettered.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HandlerError(pub String);
+
+impl HandlerError {
+    pub fn new(message: impl std::fmt::Display) -> Self {
+        HandlerError(message.to_string())
+    }
+}
+
+/// What a consumer does with one event. Events of types it does not handle are acknowledged.
+pub trait EventHandler: Send + Sync {
+    fn handle(&self, event: &Envelope) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Makes a failed record visible again sooner than the queue's visibility timeout.
+pub trait RetryScheduler: Send + Sync {
+    fn retry_after(&self, record: &SqsMessage, delay: Duration) -> impl Future<Output = ()> + Send;
+}
+
+/// Exponential backoff for failed records (seed 001 §9.2): `initial * multiplier^(n-1)`, capped.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub multiplier: u32,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff { initial: Duration::from_secs(1), multiplier: 2, max: Duration::from_secs(60) }
+    }
+}
+
+impl Backoff {
+    /// The delay before delivery number `receive_count + 1`.
+    pub fn delay(&self, receive_count: u32) -> Duration {
+        let exp = receive_count.saturating_sub(1).min(16);
+        self.initial.saturating_mul(self.multiplier.saturating_pow(exp)).min(self.max)
+    }
+}
+
+/// One consumer: its name (the idempotency scope), its handler and its stores.
+pub struct Consumer<H, I, R> {
+    pub name: String,
+    pub handler: H,
+    pub idempotency: I,
+    pub retries: R,
+    pub backoff: Backoff,
+}
+
+/// Why one record failed; logged, and the record is reported in `batchItemFailures`.
+#[derive(Debug, thiserror::Error)]
+enum RecordError {
+    #[error("undecodable record: {0}")]
+    Undecodable(String),
+    #[error("event {0} is being processed by another invocation")]
+    InProgress(String),
+    #[error("idempotency store: {0}")]
+    Store(String),
+    #[error("handler failed: {0}")]
+    Handler(#[from] HandlerError),
+}
+
+impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> {
+    /// Processes a batch and returns the ids of the records that must come back.
+    pub async fn run(&self, batch: SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for record in &batch.records {
+            let message_id = record.message_id.clone().unwrap_or_default();
+            if let Err(err) = self.process(record).await {
+                let receive_count = record
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1);
+                tracing::error!(message_id = %message_id, receive_count, error = %err, "record failed");
+                self.retries.retry_after(record, self.backoff.delay(receive_count)).await;
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = message_id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+
+    async fn process(&self, record: &SqsMessage) -> Result<(), RecordError> {
+        let event = decode_record(record)?;
+        let span = tracing::info_span!(
+            "event",
+            consumer = %self.name,
+            event_id = %event.id,
+            event_type = %event.event_type,
+            correlation_id = %event.metadata.correlation_id.as_deref().unwrap_or(""),
+        );
+        async {
+            match self.idempotency.claim(&self.name, &event).await.map_err(RecordError::Store)? {
+                Claim::AlreadyProcessed => {
+                    tracing::info!("duplicate delivery, already processed");
+                    return Ok(());
+                }
+                Claim::InProgress => return Err(RecordError::InProgress(event.id.clone())),
+                Claim::Claimed => {}
+            }
+            match self.handler.handle(&event).await {
+                Ok(()) => {
+                    self.idempotency.complete(&self.name, &event).await.map_err(RecordError::Store)?;
+                    tracing::info!("event processed");
+                    Ok(())
+                }
+                Err(err) => {
+                    // Give the claim back so the retry is processed, not skipped.
+                    if let Err(release) = self.idempotency.release(&self.name, &event).await {
+                        tracing::warn!(error = %release, "could not release the idempotency claim");
+                    }
+                    Err(err.into())
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Decodes a record's body: the envelope itself (raw delivery) or inside an SNS notification.
+fn decode_record(record: &SqsMessage) -> Result<Envelope, RecordError> {
+    let body = record.body.as_deref().ok_or_else(|| RecordError::Undecodable("empty body".into()))?;
+    let value: Value = serde_json::from_str(body).map_err(|e| RecordError::Undecodable(e.to_string()))?;
+    let value = match (value.get("Type").and_then(Value::as_str), value.get("Message").and_then(Value::as_str)) {
+        (Some("Notification"), Some(message)) => {
+            serde_json::from_str(message).map_err(|e| RecordError::Undecodable(e.to_string()))?
+        }
+        _ => value,
+    };
+    serde_json::from_value(value).map_err(|e| RecordError::Undecodable(format!("not an event envelope: {e}")))
+}
+
+/// Shortens a failed record's visibility through `ChangeMessageVisibility`.
+#[derive(Debug, Clone)]
+pub struct SqsRetryScheduler {
+    client: aws_sdk_sqs::Client,
+}
+
+impl SqsRetryScheduler {
+    pub fn new(client: aws_sdk_sqs::Client) -> Self {
+        SqsRetryScheduler { client }
+    }
+}
+
+/// `arn:aws:sqs:<region>:<account>:<name>` to the queue URL the SQS API takes.
+pub fn queue_url_from_arn(arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _, "sqs", region, account, name] => Some(format!("https://sqs.{region}.amazonaws.com/{account}/{name}")),
+        _ => None,
+    }
+}
+
+impl RetryScheduler for SqsRetryScheduler {
+    async fn retry_after(&self, record: &SqsMessage, delay: Duration) {
+        let (Some(arn), Some(receipt)) = (record.event_source_arn.as_deref(), record.receipt_handle.as_deref()) else {
+            return;
+        };
+        let Some(queue_url) = queue_url_from_arn(arn) else { return };
+        let result = self
+            .client
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(delay.as_secs().min(43_200) as i32)
+            .send()
+            .await;
+        // Not fatal: without it the record simply comes back after the queue's visibility timeout.
+        if let Err(err) = result {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(err), "could not shorten visibility");
+        }
+    }
+}
+
+/// Leaves retries to the queue's visibility timeout; for unit tests.
+#[derive(Debug, Default)]
+pub struct NoRetryScheduler;
+
+impl RetryScheduler for NoRetryScheduler {
+    async fn retry_after(&self, _record: &SqsMessage, _delay: Duration) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Envelope, ProductCreated};
+    use crate::Money;
+    use std::sync::Mutex;
+
+    /// Counts what it processes; fails on events whose product id starts with "fail".
+    #[derive(Default)]
+    struct Recorder {
+        seen: Mutex<Vec<String>>,
+    }
+
+    impl EventHandler for Recorder {
+        async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
+            let id = event.data["product_id"].as_str().unwrap_or_default().to_string();
+            if id.starts_with("fail") {
+                return Err(HandlerError::new("refused"));
+            }
+            self.seen.lock().unwrap().push(id);
+            Ok(())
+        }
+    }
+
+    fn consumer() -> Consumer<Recorder, MemoryIdempotencyStore, NoRetryScheduler> {
+        Consumer {
+            name: "test-consumer".into(),
+            handler: Recorder::default(),
+            idempotency: MemoryIdempotencyStore::default(),
+            retries: NoRetryScheduler,
+            backoff: Backoff::default(),
+        }
+    }
+
+    fn event_body(product_id: &str) -> String {
+        let data = ProductCreated {
+            product_id: product_id.into(),
+            seller_id: "s".into(),
+            name: "n".into(),
+            description: String::new(),
+            category: "c".into(),
+            price: Money { amount: 1, currency: "JPY".into() },
+            stock_quantity: 1,
+        };
+        serde_json::to_string(&Envelope::new("test", data).into_untyped()).unwrap()
+    }
+
+    fn record(message_id: &str, body: &str) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(message_id.into());
+        m.body = Some(body.into());
+        m
+    }
+
+    fn batch(records: Vec<SqsMessage>) -> SqsEvent {
+        let mut e = SqsEvent::default();
+        e.records = records;
+        e
+    }
+
+    fn failed_ids(r: &SqsBatchResponse) -> Vec<String> {
+        r.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn reports_only_the_failed_records() {
+        let c = consumer();
+        let response = c
+            .run(batch(vec![
+                record("m1", &event_body("a")),
+                record("m2", "{not json"),
+                record("m3", &event_body("fail-1")),
+                record("m4", r#"{"hello":"world"}"#),
+                record("m5", &event_body("b")),
+            ]))
+            .await;
+        assert_eq!(failed_ids(&response), vec!["m2", "m3", "m4"]);
+        assert_eq!(*c.handler.seen.lock().unwrap(), vec!["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_event_is_processed_once() {
+        let c = consumer();
+        let body = event_body("once");
+        let r1 = c.run(batch(vec![record("m1", &body)])).await;
+        let r2 = c.run(batch(vec![record("m2", &body), record("m3", &body)])).await;
+        assert!(r1.batch_item_failures.is_empty() && r2.batch_item_failures.is_empty());
+        assert_eq!(*c.handler.seen.lock().unwrap(), vec!["once"]);
+        assert_eq!(c.idempotency.duplicates("test-consumer", &serde_json::from_str::<Envelope>(&body).unwrap().id), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_event_is_released_and_processed_on_retry() {
+        let c = consumer();
+        let body = event_body("fail-then-ok");
+        let r1 = c.run(batch(vec![record("m1", &body)])).await;
+        assert_eq!(failed_ids(&r1), vec!["m1"]);
+        // The retry must not be skipped as a duplicate: the claim was released.
+        let id = serde_json::from_str::<Envelope>(&body).unwrap().id;
+        assert_eq!(c.idempotency.claim_state("test-consumer", &id), None);
+    }
+
+    #[tokio::test]
+    async fn unwraps_a_non_raw_sns_notification() {
+        let c = consumer();
+        let inner = event_body("wrapped");
+        let sns = serde_json::json!({"Type": "Notification", "MessageId": "x", "Message": inner}).to_string();
+        let response = c.run(batch(vec![record("m1", &sns)])).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(*c.handler.seen.lock().unwrap(), vec!["wrapped"]);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let b = Backoff { initial: Duration::from_secs(1), multiplier: 2, max: Duration::from_secs(10) };
+        assert_eq!(b.delay(1), Duration::from_secs(1));
+        assert_eq!(b.delay(2), Duration::from_secs(2));
+        assert_eq!(b.delay(4), Duration::from_secs(8));
+        assert_eq!(b.delay(5), Duration::from_secs(10));
+        assert_eq!(b.delay(1000), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn queue_url_from_an_arn() {
+        assert_eq!(
+            queue_url_from_arn("arn:aws:sqs:us-east-1:123456789012:analytics-event-queue").as_deref(),
+            Some("https://sqs.us-east-1.amazonaws.com/123456789012/analytics-event-queue")
+        );
+        assert_eq!(queue_url_from_arn("nonsense"), None);
+    }
+}
+
+/// Runs `handler` as the SQS consumer `name` of a Lambda function: idempotency in the table named
+/// by `IDEMPOTENCY_TABLE`, retries with backoff through SQS, partial batch failures reported.
+pub async fn run_sqs_consumer<H: EventHandler + 'static>(
+    config: &aws_config::SdkConfig,
+    name: &str,
+    handler: H,
+) -> Result<(), lambda_runtime::Error> {
+    let table = crate::config::required_env("IDEMPOTENCY_TABLE")?;
+    let consumer = std::sync::Arc::new(Consumer {
+        name: name.to_string(),
+        handler,
+        idempotency: DynamoIdempotencyStore::new(aws_sdk_dynamodb::Client::new(config), table),
+        retries: SqsRetryScheduler::new(aws_sdk_sqs::Client::new(config)),
+        backoff: Backoff::default(),
+    });
+    // Boxed: the runtime's future is deep enough to overflow the compiler's layout recursion limit
+    // when nested in the caller's `main`.
+    Box::pin(lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+        let consumer = consumer.clone();
+        let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+        async move { Ok::<_, lambda_runtime::Error>(consumer.run(event.payload).await) }.instrument(span)
+    })))
+    .await
+}

@@ -1,0 +1,328 @@
+//! Domain events: the envelope of seed 001 §5.1, the typed payloads, and the SNS publisher.
+//!
+//! Every event travels as `{id, type, timestamp, source, data, metadata}` with `metadata`
+//! carrying the correlation id (and the trace header when there is one). The publisher also sets
+//! the SNS message attribute `type`, which is what the subscriptions' filter policies match.
+
+use std::future::Future;
+
+use aws_sdk_sns::types::MessageAttributeValue;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::{required_env, MissingEnv};
+use crate::money::Money;
+
+/// The envelope every event is carried in. `T` is the payload; `Value` when not yet decoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T = Value> {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub timestamp: DateTime<Utc>,
+    /// The service that published it, e.g. `products-api`.
+    pub source: String,
+    pub data: T,
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// The X-Ray trace header of the publishing invocation, when traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_header: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A payload type with its `noun.verb` name.
+pub trait DomainEvent: Serialize + DeserializeOwned {
+    const TYPE: &'static str;
+}
+
+impl<T: DomainEvent> Envelope<T> {
+    /// Wraps `data` in a new envelope carrying the current correlation id (or a new one).
+    pub fn new(source: &str, data: T) -> Self {
+        let correlation_id =
+            crate::http::current_correlation_id().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        Envelope {
+            id: uuid::Uuid::now_v7().to_string(),
+            event_type: T::TYPE.to_string(),
+            timestamp: Utc::now(),
+            source: source.to_string(),
+            data,
+            metadata: Metadata {
+                correlation_id: Some(correlation_id),
+                trace_header: std::env::var("_X_AMZN_TRACE_ID").ok(),
+                extra: Map::new(),
+            },
+        }
+    }
+
+    /// The same envelope with the payload as JSON, ready to publish.
+    pub fn into_untyped(self) -> Envelope {
+        Envelope {
+            id: self.id,
+            event_type: self.event_type,
+            timestamp: self.timestamp,
+            source: self.source,
+            data: serde_json::to_value(self.data).expect("event payloads serialize to JSON"),
+            metadata: self.metadata,
+        }
+    }
+}
+
+impl Envelope {
+    /// Decodes the payload as `T`, checking that the type names match.
+    pub fn decode<T: DomainEvent>(&self) -> Result<Envelope<T>, serde_json::Error> {
+        if self.event_type != T::TYPE {
+            return Err(serde::de::Error::custom(format!(
+                "event {} has type {}, not {}",
+                self.id,
+                self.event_type,
+                T::TYPE
+            )));
+        }
+        Ok(Envelope {
+            id: self.id.clone(),
+            event_type: self.event_type.clone(),
+            timestamp: self.timestamp,
+            source: self.source.clone(),
+            data: serde_json::from_value(self.data.clone())?,
+            metadata: self.metadata.clone(),
+        })
+    }
+}
+
+// ---- payloads -------------------------------------------------------------------------------
+
+/// A seller listed a new product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductCreated {
+    pub product_id: String,
+    pub seller_id: String,
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    pub price: Money,
+    pub stock_quantity: i64,
+}
+
+impl DomainEvent for ProductCreated {
+    const TYPE: &'static str = "product.created";
+}
+
+// ---- topics ---------------------------------------------------------------------------------
+
+/// The SNS topics of seed 001 §5.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    UserEvents,
+    OrderEvents,
+    ProductEvents,
+}
+
+impl Topic {
+    /// Which topic an event type is published on, by its noun.
+    pub fn for_event_type(event_type: &str) -> Option<Topic> {
+        match event_type.split('.').next()? {
+            "user" | "analytics" => Some(Topic::UserEvents),
+            "order" | "return" => Some(Topic::OrderEvents),
+            "product" | "review" => Some(Topic::ProductEvents),
+            _ => None,
+        }
+    }
+
+    /// The environment variable that holds the topic's ARN in a function's configuration.
+    pub fn arn_env(self) -> &'static str {
+        match self {
+            Topic::UserEvents => "USER_EVENTS_TOPIC_ARN",
+            Topic::OrderEvents => "ORDER_EVENTS_TOPIC_ARN",
+            Topic::ProductEvents => "PRODUCT_EVENTS_TOPIC_ARN",
+        }
+    }
+}
+
+// ---- publishing -----------------------------------------------------------------------------
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("no topic carries events of type {0}")]
+    UnknownTopic(String),
+    #[error(transparent)]
+    MissingConfig(#[from] MissingEnv),
+    #[error("publishing {event_type} failed: {message}")]
+    Sns { event_type: String, message: String },
+}
+
+/// Publishes domain events. Implemented over SNS for the functions, and in memory for unit tests.
+pub trait EventPublisher: Send + Sync {
+    fn publish(&self, event: &Envelope) -> impl Future<Output = Result<(), PublishError>> + Send;
+}
+
+/// Publishes to the topic of the event's noun, with the `type` message attribute set.
+#[derive(Debug, Clone)]
+pub struct SnsPublisher {
+    client: aws_sdk_sns::Client,
+    topic_arns: Vec<(Topic, String)>,
+}
+
+impl SnsPublisher {
+    /// Reads the ARNs of the given topics from the environment (`*_EVENTS_TOPIC_ARN`).
+    pub fn from_env(client: aws_sdk_sns::Client, topics: &[Topic]) -> Result<Self, MissingEnv> {
+        let topic_arns = topics
+            .iter()
+            .map(|t| Ok((*t, required_env(t.arn_env())?)))
+            .collect::<Result<_, MissingEnv>>()?;
+        Ok(SnsPublisher { client, topic_arns })
+    }
+
+    fn topic_arn(&self, event_type: &str) -> Result<&str, PublishError> {
+        let topic = Topic::for_event_type(event_type).ok_or_else(|| PublishError::UnknownTopic(event_type.into()))?;
+        self.topic_arns
+            .iter()
+            .find(|(t, _)| *t == topic)
+            .map(|(_, arn)| arn.as_str())
+            .ok_or_else(|| PublishError::MissingConfig(MissingEnv(topic.arn_env().into())))
+    }
+}
+
+fn string_attribute(value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("data type is set")
+}
+
+impl EventPublisher for SnsPublisher {
+    async fn publish(&self, event: &Envelope) -> Result<(), PublishError> {
+        let topic_arn = self.topic_arn(&event.event_type)?;
+        let body = serde_json::to_string(event).expect("envelopes serialize to JSON");
+        let mut request = self
+            .client
+            .publish()
+            .topic_arn(topic_arn)
+            .message(body)
+            .message_attributes("type", string_attribute(&event.event_type))
+            .message_attributes("source", string_attribute(&event.source));
+        if let Some(correlation_id) = &event.metadata.correlation_id {
+            request = request.message_attributes("correlation_id", string_attribute(correlation_id));
+        }
+        request.send().await.map_err(|e| PublishError::Sns {
+            event_type: event.event_type.clone(),
+            message: aws_sdk_sns::error::DisplayErrorContext(e).to_string(),
+        })?;
+        tracing::info!(event_id = %event.id, event_type = %event.event_type, "event published");
+        Ok(())
+    }
+}
+
+/// Collects published events in memory; for unit tests of domain logic.
+#[derive(Debug, Default)]
+pub struct RecordingPublisher {
+    pub published: std::sync::Mutex<Vec<Envelope>>,
+    /// When set, every publish fails (to test compensation paths).
+    pub fail: std::sync::atomic::AtomicBool,
+}
+
+impl EventPublisher for RecordingPublisher {
+    async fn publish(&self, event: &Envelope) -> Result<(), PublishError> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(PublishError::Sns { event_type: event.event_type.clone(), message: "injected failure".into() });
+        }
+        self.published.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ProductCreated {
+        ProductCreated {
+            product_id: "p-1".into(),
+            seller_id: "s-1".into(),
+            name: "Tea cup".into(),
+            description: "Porcelain".into(),
+            category: "kitchen".into(),
+            price: Money { amount: 1200, currency: "JPY".into() },
+            stock_quantity: 5,
+        }
+    }
+
+    fn schema(name: &str) -> Value {
+        let path = format!("{}/../events/schemas/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn envelope_has_the_fields_of_seed_001() {
+        let json = serde_json::to_value(Envelope::new("products-api", sample())).unwrap();
+        for field in ["id", "type", "timestamp", "source", "data", "metadata"] {
+            assert!(json.get(field).is_some(), "missing {field}");
+        }
+        assert_eq!(json["type"], "product.created");
+        assert!(json["metadata"]["correlation_id"].is_string());
+    }
+
+    #[test]
+    fn envelope_carries_the_current_correlation_id() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let env = rt.block_on(crate::http::CORRELATION_ID.scope("corr-7".into(), async {
+            Envelope::new("products-api", sample())
+        }));
+        assert_eq!(env.metadata.correlation_id.as_deref(), Some("corr-7"));
+    }
+
+    #[test]
+    fn round_trips_and_refuses_the_wrong_type() {
+        let untyped = Envelope::new("products-api", sample()).into_untyped();
+        let text = serde_json::to_string(&untyped).unwrap();
+        let back: Envelope = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.decode::<ProductCreated>().unwrap().data, sample());
+        let mut wrong = back.clone();
+        wrong.event_type = "product.deleted".into();
+        assert!(wrong.decode::<ProductCreated>().is_err());
+    }
+
+    #[test]
+    fn published_envelope_validates_against_its_schema() {
+        let json = serde_json::to_value(Envelope::new("products-api", sample())).unwrap();
+        let validator = jsonschema::validator_for(&schema("product.created")).unwrap();
+        assert!(validator.is_valid(&json), "{:?}", validator.iter_errors(&json).map(|e| e.to_string()).collect::<Vec<_>>());
+        let mut broken = json.clone();
+        broken["data"]["price"]["amount"] = Value::from("12");
+        assert!(!validator.is_valid(&broken));
+    }
+
+    #[test]
+    fn catalog_examples_validate_against_their_schemas() {
+        let dir = format!("{}/../events/examples", env!("CARGO_MANIFEST_DIR"));
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+            let example: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let validator = jsonschema::validator_for(&schema(&name)).unwrap();
+            assert!(validator.is_valid(&example), "example {name} does not match its schema");
+            assert_eq!(example["type"], name.as_str());
+            seen += 1;
+        }
+        assert!(seen > 0);
+    }
+
+    #[test]
+    fn topics_by_noun() {
+        assert_eq!(Topic::for_event_type("product.created"), Some(Topic::ProductEvents));
+        assert_eq!(Topic::for_event_type("order.paid"), Some(Topic::OrderEvents));
+        assert_eq!(Topic::for_event_type("user.login"), Some(Topic::UserEvents));
+        assert_eq!(Topic::for_event_type("weird"), None);
+    }
+}

@@ -1,0 +1,192 @@
+//! HTTP plumbing shared by the REST functions: request and correlation ids, the JSON body
+//! extractor that names the offending field, and the not-found fallback.
+
+use axum::extract::{FromRequest, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::HeaderValue;
+use lambda_http::request::RequestContext;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::error::{ApiError, ErrorCode};
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
+
+tokio::task_local! {
+    /// The id of the request being served (API Gateway's `requestContext.requestId`).
+    pub static REQUEST_ID: String;
+    /// The id that follows one user action across services and events.
+    pub static CORRELATION_ID: String;
+}
+
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+pub fn current_correlation_id() -> Option<String> {
+    CORRELATION_ID.try_with(Clone::clone).ok()
+}
+
+/// Middleware: picks the request id (API Gateway's, else the caller's header, else a new one) and
+/// the correlation id (the caller's header, else the request id), makes both available to the
+/// handler, its logs and its errors, and echoes both in the response headers.
+pub async fn request_ids(request: Request, next: Next) -> Response {
+    // Read everything from the request before awaiting: `Request` is not `Sync`, so no borrow of
+    // it may live across an await point.
+    let (request_id, correlation_id) = {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty() && v.len() <= 128)
+                .map(str::to_string)
+        };
+        let gateway_id = request.extensions().get::<RequestContext>().and_then(|ctx| match ctx {
+            RequestContext::ApiGatewayV1(c) => c.request_id.clone(),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        });
+        let request_id = gateway_id
+            .or_else(|| header(REQUEST_ID_HEADER))
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let correlation_id = header(CORRELATION_ID_HEADER).unwrap_or_else(|| request_id.clone());
+        (request_id, correlation_id)
+    };
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        correlation_id = %correlation_id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let mut response = REQUEST_ID
+        .scope(
+            request_id.clone(),
+            CORRELATION_ID.scope(correlation_id.clone(), next.run(request).instrument(span)),
+        )
+        .await;
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert(REQUEST_ID_HEADER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&correlation_id) {
+        headers.insert(CORRELATION_ID_HEADER, v);
+    }
+    response
+}
+
+/// The answer for a route no handler serves.
+pub async fn route_not_found(request: Request) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("no route for {} {}", request.method(), request.uri().path()))
+}
+
+/// A JSON body, decoded with the path of the offending field reported in `details.field`.
+///
+/// Malformed JSON, a missing field and a wrong type all become `400 INVALID_REQUEST`.
+#[derive(Debug, Clone)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("unreadable body: {e}")))?;
+        decode_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Decodes `bytes` as `T`, turning serde's error into an [`ApiError`] that names the field.
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "the request body is empty; a JSON object is required")
+            .with_detail("reason", "empty body"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let reason = inner.to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::new(ErrorCode::InvalidRequest, format!("malformed JSON: {reason}"))
+                .with_detail("reason", "malformed JSON")
+                .with_detail("line", inner.line())
+                .with_detail("column", inner.column());
+        }
+        // serde reports a missing field at the path of the object that lacks it.
+        let field = match missing_field_name(&reason) {
+            Some(name) if path == "." || path.is_empty() => name.to_string(),
+            Some(name) => format!("{path}.{name}"),
+            None => path,
+        };
+        let reason = strip_position(&reason);
+        ApiError::new(ErrorCode::InvalidRequest, format!("invalid field `{field}`: {reason}"))
+            .with_detail("field", field)
+            .with_detail("reason", reason)
+    })
+}
+
+fn missing_field_name(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next()
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[allow(dead_code)]
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        name: String,
+        price: crate::Money,
+    }
+
+    fn err_of(json: &str) -> ApiError {
+        decode_json::<Body>(json.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn names_the_missing_field() {
+        let e = err_of(r#"{"price":{"amount":1,"currency":"JPY"}}"#);
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert_eq!(e.details["field"], "name");
+        let e = err_of(r#"{"name":"x","price":{"amount":1}}"#);
+        assert_eq!(e.details["field"], "price.currency");
+    }
+
+    #[test]
+    fn names_the_field_of_the_wrong_type() {
+        let e = err_of(r#"{"name":"x","price":{"amount":"ten","currency":"JPY"}}"#);
+        assert_eq!(e.details["field"], "price.amount");
+        assert!(e.details["reason"].as_str().unwrap().contains("invalid type"));
+    }
+
+    #[test]
+    fn malformed_json_and_empty_body_are_invalid_requests() {
+        let e = err_of(r#"{"name": "#);
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert_eq!(e.details["reason"], "malformed JSON");
+        let e = err_of("  ");
+        assert_eq!(e.details["reason"], "empty body");
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let e = err_of(r#"{"name":"x","price":{"amount":1,"currency":"JPY"},"colour":"red"}"#);
+        assert_eq!(e.details["field"], "colour");
+    }
+}

@@ -1,0 +1,14 @@
+//! The library every function of the marketplace uses.
+//!
+//! One module per concern; domain logic that belongs to one service stays in that service's crate.
+
+pub mod config;
+pub mod consumer;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod money;
+pub mod telemetry;
+
+pub use error::{ApiError, ErrorCode};
+pub use money::Money;

@@ -1,0 +1,39 @@
+//! Money as an integer amount in minor units plus an ISO 4217 currency (seed 001 `Money`).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    /// Amount in the currency's minor unit (yen, cents).
+    pub amount: i64,
+    /// Three upper-case letters, e.g. `JPY`.
+    pub currency: String,
+}
+
+impl Money {
+    /// Checks the invariants a stored price must hold; the error names the broken rule.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.amount < 0 {
+            return Err("amount must not be negative");
+        }
+        let c = self.currency.as_bytes();
+        if c.len() != 3 || !c.iter().all(u8::is_ascii_uppercase) {
+            return Err("currency must be three upper-case letters (ISO 4217)");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_amount_and_currency() {
+        let ok = Money { amount: 1200, currency: "JPY".into() };
+        assert!(ok.validate().is_ok());
+        assert!(Money { amount: -1, ..ok.clone() }.validate().is_err());
+        assert!(Money { currency: "jpy".into(), ..ok.clone() }.validate().is_err());
+        assert!(Money { currency: "YEN!".into(), ..ok }.validate().is_err());
+    }
+}

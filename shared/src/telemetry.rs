@@ -1,0 +1,18 @@
+//! Logging: JSON lines on stdout (what CloudWatch Logs ingests), one object per line, with the
+//! fields of the current span (request id, correlation id, event id) on every line.
+
+use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+
+/// Installs the JSON subscriber. The level comes from `RUST_LOG` (default `info`).
+/// Safe to call more than once: later calls do nothing.
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .with_ansi(false);
+    let _ = tracing_subscriber::registry().with(filter).with(json).try_init();
+}
