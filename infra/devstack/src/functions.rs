@@ -1,0 +1,160 @@
+//! The functions of the template as devstack runs them: binary, environment, limits, and the
+//! API routes and SQS event sources that trigger them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{Map, Value};
+
+use crate::stack::Stack;
+use crate::template::{resolve, scalar_string, Template};
+
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    pub logical_id: String,
+    /// The deployed function name, e.g. `marketplace-products-api`.
+    pub name: String,
+    pub arn: String,
+    /// The cargo binary (`Metadata.BuildProperties.Binary`).
+    pub binary: String,
+    pub executable: PathBuf,
+    /// The template's environment, resolved; the Lambda variables are added at start.
+    pub environment: BTreeMap<String, String>,
+    pub timeout: Duration,
+    pub memory_mb: u32,
+    /// Most instances running at once (`ReservedConcurrentExecutions`, else a local default).
+    pub max_concurrency: usize,
+    pub routes: Vec<ApiRoute>,
+    pub queues: Vec<SqsSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRoute {
+    /// The resource path, e.g. `/api/v1/products/{id}`.
+    pub path: String,
+    /// Upper-case method, or `ANY`.
+    pub method: String,
+    /// The function (logical id) that serves it.
+    pub function: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SqsSource {
+    pub event_name: String,
+    pub queue_arn: String,
+    pub queue_url: String,
+    pub batch_size: i32,
+    pub report_batch_item_failures: bool,
+    pub enabled: bool,
+}
+
+const DEFAULT_MAX_CONCURRENCY: usize = 8;
+
+/// Merges SAM's `Globals.Function` under a function's own properties.
+fn with_globals(globals: &Value, props: &Value) -> Value {
+    let mut merged = globals.as_object().cloned().unwrap_or_default();
+    for (k, v) in props.as_object().cloned().unwrap_or_default() {
+        if k == "Environment" {
+            let mut vars: Map<String, Value> =
+                merged.get("Environment").and_then(|e| e.get("Variables")).and_then(Value::as_object).cloned().unwrap_or_default();
+            if let Some(own) = v.get("Variables").and_then(Value::as_object) {
+                vars.extend(own.clone());
+            }
+            merged.insert(k, serde_json::json!({ "Variables": vars }));
+        } else {
+            merged.insert(k, v);
+        }
+    }
+    Value::Object(merged)
+}
+
+/// Reads every `AWS::Serverless::Function` of the template, resolved against the stack.
+pub fn function_specs(template: &Template, stack: &Stack, bin_dir: &Path) -> Result<Vec<FunctionSpec>> {
+    let globals = template.function_globals();
+    let mut specs = Vec::new();
+    for r in template.resources().into_iter().filter(|r| r.kind == "AWS::Serverless::Function") {
+        let id = r.logical_id.clone();
+        let props = resolve(&with_globals(&globals, &r.properties), stack).with_context(|| format!("resolving {id}"))?;
+        let binary = match r.metadata.pointer("/BuildProperties/Binary") {
+            Some(b) => scalar_string(b)?,
+            None => props
+                .get("CodeUri")
+                .and_then(Value::as_str)
+                .and_then(|c| Path::new(c).file_name())
+                .and_then(|n| n.to_str())
+                .map(str::to_string)
+                .ok_or_else(|| anyhow!("{id}: set Metadata.BuildProperties.Binary to the cargo binary name"))?,
+        };
+        let environment = props
+            .pointer("/Environment/Variables")
+            .and_then(Value::as_object)
+            .map(|vars| vars.iter().map(|(k, v)| Ok((k.clone(), scalar_string(v)?))).collect::<Result<_>>())
+            .transpose()?
+            .unwrap_or_default();
+        let number = |key: &str, default: u64| -> Result<u64> {
+            props.get(key).map(|v| Ok(scalar_string(v)?.parse::<u64>()?)).transpose().map(|v| v.unwrap_or(default))
+        };
+        let provisioned = stack.resource(&id)?;
+        let mut spec = FunctionSpec {
+            logical_id: id.clone(),
+            name: provisioned.physical_id.clone(),
+            arn: stack.attribute_str(&id, "Arn")?.to_string(),
+            executable: bin_dir.join(&binary),
+            binary,
+            environment,
+            timeout: Duration::from_secs(number("Timeout", 3)?),
+            memory_mb: number("MemorySize", 128)? as u32,
+            max_concurrency: number("ReservedConcurrentExecutions", DEFAULT_MAX_CONCURRENCY as u64)?.max(1) as usize,
+            routes: Vec::new(),
+            queues: Vec::new(),
+        };
+        for (event_name, event) in props.get("Events").and_then(Value::as_object).into_iter().flatten() {
+            let ep = &event["Properties"];
+            match event["Type"].as_str().unwrap_or_default() {
+                "Api" => spec.routes.push(ApiRoute {
+                    path: scalar_string(&ep["Path"])?,
+                    method: scalar_string(&ep["Method"])?.to_ascii_uppercase(),
+                    function: id.clone(),
+                }),
+                "SQS" => {
+                    let queue_arn = scalar_string(&ep["Queue"])?;
+                    let queue_id = stack
+                        .find_by_attribute("Arn", &queue_arn)
+                        .ok_or_else(|| anyhow!("{id}.{event_name}: queue {queue_arn} is not in the stack"))?;
+                    let report = ep
+                        .get("FunctionResponseTypes")
+                        .and_then(Value::as_array)
+                        .is_some_and(|t| t.iter().any(|x| x == "ReportBatchItemFailures"));
+                    spec.queues.push(SqsSource {
+                        event_name: event_name.clone(),
+                        queue_url: stack.physical_id(queue_id)?.to_string(),
+                        queue_arn,
+                        batch_size: ep.get("BatchSize").map(|b| Ok::<_, anyhow::Error>(scalar_string(b)?.parse()?)).transpose()?.unwrap_or(10),
+                        report_batch_item_failures: report,
+                        enabled: ep.get("Enabled").is_none_or(|e| e != false && e != "false"),
+                    });
+                }
+                other => bail!("{id}.{event_name}: devstack does not run event sources of type {other}"),
+            }
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
+/// Fails with the build command to run when a function's binary is missing.
+pub fn check_binaries(specs: &[FunctionSpec], profile_hint: &str) -> Result<()> {
+    let missing: Vec<_> = specs.iter().filter(|s| !s.executable.is_file()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<_> = missing.iter().map(|s| format!("{} ({})", s.binary, s.executable.display())).collect();
+    let packages: Vec<_> = missing.iter().map(|s| format!("-p {}", s.binary)).collect();
+    bail!(
+        "missing function binaries: {}. Build them with `cargo build{profile_hint} {}` (or `make build`).",
+        names.join(", "),
+        packages.join(" ")
+    )
+}

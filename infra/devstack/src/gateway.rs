@@ -1,0 +1,299 @@
+//! The local API Gateway (REST API): matches the template's routes, turns each HTTP request into
+//! an API Gateway proxy event, invokes the route's function and turns its response back into
+//! HTTP. Errors the gateway itself produces use the template's `GatewayResponses`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use base64::Engine;
+use serde_json::{json, Map, Value};
+
+use crate::functions::ApiRoute;
+use crate::runtime::{FunctionPool, InvokeError};
+
+/// API Gateway's payload limit for a request body.
+const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+pub struct Gateway {
+    pub api_id: String,
+    pub stage: String,
+    pub account_id: String,
+    routes: Vec<(ApiRoute, Arc<FunctionPool>)>,
+    /// `GatewayResponses` of the template: type to (status, body template).
+    responses: BTreeMap<String, (Option<u16>, Option<String>)>,
+}
+
+impl Gateway {
+    pub fn new(
+        api_id: String,
+        stage: String,
+        account_id: String,
+        routes: Vec<(ApiRoute, Arc<FunctionPool>)>,
+        gateway_responses: &Value,
+    ) -> Gateway {
+        let responses = gateway_responses
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(kind, spec)| {
+                        let status = spec.get("StatusCode").and_then(|s| match s {
+                            Value::String(s) => s.parse().ok(),
+                            Value::Number(n) => n.as_u64().map(|n| n as u16),
+                            _ => None,
+                        });
+                        let body = spec.pointer("/ResponseTemplates/application~1json").and_then(Value::as_str).map(str::to_string);
+                        (kind.clone(), (status, body))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Gateway { api_id, stage, account_id, routes, responses }
+    }
+
+    /// The route serving `method path`, and its path parameters. The most specific route wins:
+    /// literal segments over `{param}`, and `{param}` over `{proxy+}`.
+    pub fn match_route(&self, method: &str, path: &str) -> Option<(&ApiRoute, &Arc<FunctionPool>, BTreeMap<String, String>)> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let mut best: Option<(u32, &ApiRoute, &Arc<FunctionPool>, BTreeMap<String, String>)> = None;
+        for (route, pool) in &self.routes {
+            if route.method != "ANY" && route.method != method {
+                continue;
+            }
+            if let Some((score, params)) = match_path(&route.path, &segments) {
+                if best.as_ref().is_none_or(|b| score > b.0) {
+                    best = Some((score, route, pool, params));
+                }
+            }
+        }
+        best.map(|(_, r, p, params)| (r, p, params))
+    }
+
+    /// A response the gateway itself makes (no route, timeout, failed integration).
+    pub fn gateway_response(&self, kind: &str, default_status: u16, request_id: &str, message: &str) -> Response {
+        let class = if default_status >= 500 { "DEFAULT_5XX" } else { "DEFAULT_4XX" };
+        let own = self.responses.get(kind);
+        let fallback = self.responses.get(class);
+        let status = own.and_then(|r| r.0).unwrap_or(default_status);
+        let body = own
+            .and_then(|r| r.1.clone())
+            .or_else(|| fallback.and_then(|r| r.1.clone()))
+            .unwrap_or_else(|| json!({ "message": message }).to_string());
+        let body = body
+            .replace("$context.requestId", request_id)
+            .replace("$context.error.messageString", &Value::String(message.into()).to_string())
+            .replace("$context.error.message", message);
+        let mut response = (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), body).into_response();
+        let headers = response.headers_mut();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.insert("x-amzn-errortype", HeaderValue::from_str(kind).unwrap_or(HeaderValue::from_static("Unknown")));
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            headers.insert("x-amzn-requestid", v);
+        }
+        response
+    }
+}
+
+fn match_path(template: &str, segments: &[&str]) -> Option<(u32, BTreeMap<String, String>)> {
+    let parts: Vec<&str> = template.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let mut params = BTreeMap::new();
+    let mut score = 0u32;
+    for (i, part) in parts.iter().enumerate() {
+        if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix("+}")) {
+            if i >= segments.len() {
+                return None;
+            }
+            params.insert(name.to_string(), segments[i..].join("/"));
+            return Some((score, params));
+        }
+        let segment = segments.get(i)?;
+        if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            params.insert(name.to_string(), decode(segment));
+            score += 2;
+        } else if part == segment {
+            score += 3;
+        } else {
+            return None;
+        }
+    }
+    (parts.len() == segments.len()).then_some((score + 1, params))
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new().fallback(handle).with_state(gateway)
+}
+
+async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_string();
+    let method = parts.method.as_str().to_string();
+    let Some((route, pool, path_params)) = gw.match_route(&method, &path) else {
+        return gw.gateway_response("MISSING_AUTHENTICATION_TOKEN", 403, &request_id, "Missing Authentication Token");
+    };
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return gw.gateway_response("REQUEST_TOO_LARGE", 413, &request_id, "Request Too Long"),
+    };
+    let event = proxy_event(&gw, route, &parts.method, &path, parts.uri.query(), &parts.headers, path_params, &body, &request_id, peer);
+    let payload = Bytes::from(serde_json::to_vec(&event).expect("events serialize"));
+    match pool.invoke(payload).await {
+        Ok(invoked) => match proxy_response(&invoked.body, &request_id) {
+            Some(response) => response,
+            None => {
+                eprintln!("[devstack] {} returned a response that is not an API Gateway proxy response", pool.spec.binary);
+                gw.gateway_response("DEFAULT_5XX", 502, &request_id, "Internal server error")
+            }
+        },
+        Err(InvokeError::Timeout(_)) => gw.gateway_response("INTEGRATION_TIMEOUT", 504, &request_id, "Endpoint request timed out"),
+        Err(err) => {
+            eprintln!("[devstack] {} {} failed: {err}", method, path);
+            gw.gateway_response("DEFAULT_5XX", 502, &request_id, "Internal server error")
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn proxy_event(
+    gw: &Gateway,
+    route: &ApiRoute,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    path_params: BTreeMap<String, String>,
+    body: &Bytes,
+    request_id: &str,
+    peer: SocketAddr,
+) -> Value {
+    let mut single = Map::new();
+    let mut multi: Map<String, Value> = Map::new();
+    for (name, value) in headers {
+        let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        single.insert(name.as_str().to_string(), Value::String(v.clone()));
+        multi.entry(name.as_str().to_string()).or_insert_with(|| Value::Array(vec![])).as_array_mut().unwrap().push(Value::String(v));
+    }
+    let mut q_single = Map::new();
+    let mut q_multi: Map<String, Value> = Map::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        q_single.insert(k.to_string(), Value::String(v.to_string()));
+        q_multi.entry(k.to_string()).or_insert_with(|| Value::Array(vec![])).as_array_mut().unwrap().push(Value::String(v.to_string()));
+    }
+    let (body_text, is_base64) = match std::str::from_utf8(body) {
+        _ if body.is_empty() => (Value::Null, false),
+        Ok(text) => (Value::String(text.to_string()), false),
+        Err(_) => (Value::String(base64::engine::general_purpose::STANDARD.encode(body)), true),
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let non_empty = |m: Map<String, Value>| if m.is_empty() { Value::Null } else { Value::Object(m) };
+    let path_params: Map<String, Value> = path_params.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    json!({
+        "resource": route.path,
+        "path": path,
+        "httpMethod": method.as_str(),
+        "headers": single,
+        "multiValueHeaders": multi,
+        "queryStringParameters": non_empty(q_single),
+        "multiValueQueryStringParameters": non_empty(q_multi),
+        "pathParameters": non_empty(path_params),
+        "stageVariables": null,
+        "requestContext": {
+            "accountId": gw.account_id,
+            "apiId": gw.api_id,
+            "resourceId": route.path,
+            "resourcePath": route.path,
+            "httpMethod": method.as_str(),
+            "stage": gw.stage,
+            "path": format!("/{}{}", gw.stage, path),
+            "protocol": "HTTP/1.1",
+            "requestId": request_id,
+            "extendedRequestId": request_id,
+            "requestTimeEpoch": now.as_millis() as u64,
+            "domainName": headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1"),
+            "identity": {
+                "sourceIp": peer.ip().to_string(),
+                "userAgent": headers.get("user-agent").and_then(|h| h.to_str().ok()),
+            },
+        },
+        "body": body_text,
+        "isBase64Encoded": is_base64,
+    })
+}
+
+/// An API Gateway proxy response (`statusCode`, headers, body) as HTTP; `None` if malformed.
+fn proxy_response(body: &[u8], request_id: &str) -> Option<Response> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let status = StatusCode::from_u16(v.get("statusCode")?.as_u64()? as u16).ok()?;
+    let mut headers = HeaderMap::new();
+    if let Some(h) = v.get("headers").and_then(Value::as_object) {
+        for (k, val) in h {
+            if let (Ok(name), Some(Ok(value))) = (HeaderName::try_from(k.as_str()), val.as_str().map(HeaderValue::from_str)) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    if let Some(h) = v.get("multiValueHeaders").and_then(Value::as_object) {
+        for (k, vals) in h {
+            let Ok(name) = HeaderName::try_from(k.as_str()) else { continue };
+            headers.remove(&name);
+            for val in vals.as_array().into_iter().flatten().filter_map(Value::as_str) {
+                if let Ok(value) = HeaderValue::from_str(val) {
+                    headers.append(name.clone(), value);
+                }
+            }
+        }
+    }
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", id);
+    }
+    let text = v.get("body").and_then(Value::as_str).unwrap_or_default();
+    let bytes = if v.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false) {
+        base64::engine::general_purpose::STANDARD.decode(text).ok()?
+    } else {
+        text.as_bytes().to_vec()
+    };
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Some(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_segments_beat_parameters_and_greedy_paths() {
+        let segs = |p: &'static str| p.trim_matches('/').split('/').collect::<Vec<_>>();
+        let (a, pa) = match_path("/api/v1/products/{id}", &segs("/api/v1/products/p%201")).unwrap();
+        assert_eq!(pa["id"], "p 1");
+        let (b, _) = match_path("/api/v1/products/search", &segs("/api/v1/products/search")).unwrap();
+        let (c, pc) = match_path("/api/{proxy+}", &segs("/api/v1/products/x")).unwrap();
+        assert_eq!(pc["proxy"], "v1/products/x");
+        assert!(b > match_path("/api/v1/products/{id}", &segs("/api/v1/products/search")).unwrap().0);
+        assert!(a > c);
+        assert!(match_path("/api/v1/products/{id}", &segs("/api/v1/products")).is_none());
+        assert!(match_path("/api/v1/products", &segs("/api/v1/products/x")).is_none());
+    }
+
+    #[test]
+    fn proxy_response_with_headers_and_base64() {
+        let body = json!({"statusCode": 201, "headers": {"location": "/x"}, "multiValueHeaders": {"set-cookie": ["a=1", "b=2"]}, "body": "aGk=", "isBase64Encoded": true});
+        let r = proxy_response(body.to_string().as_bytes(), "rid").unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(r.headers()["location"], "/x");
+        assert_eq!(r.headers().get_all("set-cookie").iter().count(), 2);
+        assert!(proxy_response(b"not json", "rid").is_none());
+        assert!(proxy_response(br#"{"body":"x"}"#, "rid").is_none());
+    }
+}

@@ -1,0 +1,455 @@
+//! Runs a function's real binary the way Lambda does, through the Lambda Runtime API.
+//!
+//! Each instance is a child process with `AWS_LAMBDA_RUNTIME_API` pointing at its own small HTTP
+//! server (`/2018-06-01/runtime/invocation/next`, `.../{id}/response`, `.../{id}/error`,
+//! `/init/error`). A [`FunctionPool`] keeps warm instances, starts another when all are busy (up
+//! to the function's concurrency), enforces the timeout by killing the instance, and reports each
+//! invocation like Lambda's `REPORT` line: init duration on a cold start, duration, max memory.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::functions::FunctionSpec;
+
+/// How long Lambda allows for a function's init phase.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Output lines kept per instance, to explain a crash.
+const KEPT_OUTPUT_LINES: usize = 30;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InvokeError {
+    /// The handler returned an error through `/invocation/{id}/error`.
+    #[error("function error {error_type}: {message}")]
+    Function { error_type: String, message: String },
+    #[error("function timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("function instance crashed: {0}")]
+    Crashed(String),
+    #[error("could not start the function: {0}")]
+    Spawn(String),
+}
+
+/// What one invocation cost, as in Lambda's `REPORT` line.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub request_id: String,
+    pub function: String,
+    /// Process start to the first `/next` request, on a cold start.
+    pub init: Option<Duration>,
+    /// `/next` handing out the event to the response.
+    pub duration: Duration,
+    /// Process start to the response, on a cold start.
+    pub cold_total: Option<Duration>,
+    pub max_memory_kb: u64,
+    pub memory_mb: u32,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        write!(
+            f,
+            "REPORT RequestId: {}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
+            self.request_id,
+            ms(self.duration),
+            ms(self.duration).ceil() as u64,
+            self.memory_mb,
+            self.max_memory_kb.div_ceil(1024),
+        )?;
+        if let Some(init) = self.init {
+            write!(f, "\tInit Duration: {:.2} ms", ms(init))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct Invoked {
+    pub body: Bytes,
+    pub report: Report,
+}
+
+/// Where instance output and reports go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Printed to devstack's stdout, prefixed with the function name.
+    Print,
+    /// Dropped (benchmarks).
+    Quiet,
+}
+
+type Reply = oneshot::Sender<Result<(Bytes, Duration), InvokeError>>;
+
+struct Invocation {
+    request_id: String,
+    payload: Bytes,
+    deadline: SystemTime,
+    trace_id: String,
+    reply: Reply,
+}
+
+struct Pending {
+    reply: Reply,
+    handed_out: Instant,
+}
+
+/// State shared between an instance and its runtime API server.
+struct RuntimeApi {
+    function_arn: String,
+    next: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
+    pending: Mutex<HashMap<String, Pending>>,
+    first_next: OnceLock<Instant>,
+    init_error: Mutex<Option<String>>,
+    /// Set when the process is gone, to release a `/next` request still waiting.
+    closed: tokio::sync::watch::Sender<bool>,
+}
+
+struct Instance {
+    pid: u32,
+    started: Instant,
+    invocations: AtomicU64,
+    to_runtime: mpsc::Sender<Invocation>,
+    api: Arc<RuntimeApi>,
+    alive: Arc<AtomicBool>,
+    kill: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Instance {
+    fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    fn kill(&self) {
+        if let Some(k) = self.kill.lock().unwrap().take() {
+            let _ = k.send(());
+        }
+    }
+}
+
+/// Warm instances of one function, started on demand.
+pub struct FunctionPool {
+    pub spec: Arc<FunctionSpec>,
+    /// Variables added to the template's environment (endpoint, region, credentials).
+    local_env: BTreeMap<String, String>,
+    output: Output,
+    permits: Semaphore,
+    idle: Mutex<Vec<Arc<Instance>>>,
+    all: Mutex<Vec<Arc<Instance>>>,
+    instance_counter: AtomicU64,
+}
+
+impl FunctionPool {
+    pub fn new(spec: FunctionSpec, local_env: BTreeMap<String, String>, output: Output) -> Arc<FunctionPool> {
+        Arc::new(FunctionPool {
+            permits: Semaphore::new(spec.max_concurrency),
+            spec: Arc::new(spec),
+            local_env,
+            output,
+            idle: Mutex::new(Vec::new()),
+            all: Mutex::new(Vec::new()),
+            instance_counter: AtomicU64::new(0),
+        })
+    }
+
+    /// Instances currently running (warm or busy).
+    pub fn instance_count(&self) -> usize {
+        self.all.lock().unwrap().iter().filter(|i| i.is_alive()).count()
+    }
+
+    /// Stops every instance; the next invocation starts cold.
+    pub fn stop_all(&self) {
+        for instance in self.all.lock().unwrap().drain(..) {
+            instance.kill();
+        }
+        self.idle.lock().unwrap().clear();
+    }
+
+    /// Invokes the function with `payload` and waits for its response.
+    pub async fn invoke(&self, payload: Bytes) -> Result<Invoked, InvokeError> {
+        let _permit = self.permits.acquire().await.map_err(|_| InvokeError::Spawn("pool closed".into()))?;
+        let warm = loop {
+            let candidate = self.idle.lock().unwrap().pop();
+            match candidate {
+                Some(i) if i.is_alive() => break Some(i),
+                Some(_) => continue,
+                None => break None,
+            }
+        };
+        let instance = match warm {
+            Some(i) => i,
+            None => self.start_instance().await?,
+        };
+        let cold = instance.invocations.fetch_add(1, Ordering::SeqCst) == 0;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let (reply, response) = oneshot::channel();
+        let invocation = Invocation {
+            request_id: request_id.clone(),
+            payload,
+            deadline: SystemTime::now() + self.spec.timeout,
+            trace_id: format!(
+                "Root=1-{:08x}-{};Parent={};Sampled=0",
+                SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
+                &uuid::Uuid::new_v4().simple().to_string()[..24],
+                &uuid::Uuid::new_v4().simple().to_string()[..16],
+            ),
+            reply,
+        };
+        if instance.to_runtime.send(invocation).await.is_err() {
+            return Err(InvokeError::Crashed("the instance is gone".into()));
+        }
+        let limit = self.spec.timeout + if cold { INIT_TIMEOUT } else { Duration::ZERO };
+        let outcome = match tokio::time::timeout(limit, response).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(InvokeError::Crashed(self.crash_reason(&instance))),
+            Err(_) => {
+                instance.kill();
+                Err(InvokeError::Timeout(self.spec.timeout))
+            }
+        };
+        let reusable = instance.is_alive() && !matches!(outcome, Err(InvokeError::Timeout(_) | InvokeError::Crashed(_)));
+        let max_memory_kb = max_rss_kb(instance.pid);
+        if reusable {
+            self.idle.lock().unwrap().push(instance.clone());
+        }
+        let (body, duration) = outcome?;
+        let report = Report {
+            request_id,
+            function: self.spec.name.clone(),
+            init: cold.then(|| instance.api.first_next.get().map(|t| t.duration_since(instance.started))).flatten(),
+            duration,
+            cold_total: cold.then(|| instance.started.elapsed()),
+            max_memory_kb,
+            memory_mb: self.spec.memory_mb,
+        };
+        if self.output == Output::Print {
+            println!("[{}] {report}", self.spec.binary);
+        }
+        Ok(Invoked { body, report })
+    }
+
+    fn crash_reason(&self, instance: &Instance) -> String {
+        instance
+            .api
+            .init_error
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| format!("{} exited during the invocation (see its output above)", self.spec.binary))
+    }
+
+    async fn start_instance(&self) -> Result<Arc<Instance>, InvokeError> {
+        let spec = &self.spec;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| InvokeError::Spawn(format!("runtime API listener: {e}")))?;
+        let addr: SocketAddr = listener.local_addr().map_err(|e| InvokeError::Spawn(e.to_string()))?;
+        let (to_runtime, from_pool) = mpsc::channel(1);
+        let api = Arc::new(RuntimeApi {
+            function_arn: spec.arn.clone(),
+            next: tokio::sync::Mutex::new(from_pool),
+            pending: Mutex::new(HashMap::new()),
+            first_next: OnceLock::new(),
+            init_error: Mutex::new(None),
+            closed: tokio::sync::watch::Sender::new(false),
+        });
+        let server = tokio::spawn({
+            let app = runtime_api_router(api.clone());
+            async move {
+                let _ = axum::serve(listener, app).await;
+            }
+        });
+
+        let n = self.instance_counter.fetch_add(1, Ordering::SeqCst);
+        let mut command = tokio::process::Command::new(&spec.executable);
+        command
+            .env_clear()
+            .envs(&spec.environment)
+            .envs(&self.local_env)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TZ", ":UTC")
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string())
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", spec.name))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("devstack/{n}"))
+            .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+            .env("_HANDLER", "bootstrap")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let started = Instant::now();
+        let mut child = command.spawn().map_err(|e| {
+            server.abort();
+            InvokeError::Spawn(format!("{}: {e}", spec.executable.display()))
+        })?;
+        let pid = child.id().unwrap_or_default();
+        let recent: Arc<Mutex<VecDeque<String>>> = Arc::default();
+        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>), child.stderr.take().map(|s| Box::new(s) as _)]
+            .into_iter()
+            .flatten()
+        {
+            let (binary, output, recent) = (spec.binary.clone(), self.output, recent.clone());
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if output == Output::Print {
+                        println!("[{binary}] {line}");
+                    }
+                    let mut recent = recent.lock().unwrap();
+                    if recent.len() == KEPT_OUTPUT_LINES {
+                        recent.pop_front();
+                    }
+                    recent.push_back(line);
+                }
+            });
+        }
+
+        let alive = Arc::new(AtomicBool::new(true));
+        let (kill, killed) = oneshot::channel::<()>();
+        tokio::spawn({
+            let (alive, api, binary) = (alive.clone(), api.clone(), spec.binary.clone());
+            async move {
+                let status = tokio::select! {
+                    status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                    _ = killed => { let _ = child.kill().await; "killed by devstack".to_string() }
+                };
+                alive.store(false, Ordering::SeqCst);
+                api.closed.send_replace(true);
+                server.abort();
+                let tail = recent.lock().unwrap().iter().rev().take(5).rev().cloned().collect::<Vec<_>>().join(" | ");
+                let reason = format!("{binary} exited ({status}); last output: {tail}");
+                api.init_error.lock().unwrap().get_or_insert(reason);
+                // Fail whatever was in flight or queued: dropping the replies wakes the callers.
+                let mut next = api.next.lock().await;
+                next.close();
+                while next.try_recv().is_ok() {}
+                drop(next);
+                api.pending.lock().unwrap().clear();
+            }
+        });
+
+        let instance = Arc::new(Instance {
+            pid,
+            started,
+            invocations: AtomicU64::new(0),
+            to_runtime,
+            api,
+            alive,
+            kill: Mutex::new(Some(kill)),
+        });
+        self.all.lock().unwrap().retain(|i| i.is_alive());
+        self.all.lock().unwrap().push(instance.clone());
+        Ok(instance)
+    }
+}
+
+impl Drop for FunctionPool {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// Peak resident memory of a process (`VmHWM`), in kB; 0 when unknown.
+fn max_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn runtime_api_router(api: Arc<RuntimeApi>) -> Router {
+    Router::new()
+        .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(invocation_response))
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(invocation_error))
+        .route("/2018-06-01/runtime/init/error", post(init_error))
+        .with_state(api)
+}
+
+async fn next_invocation(State(api): State<Arc<RuntimeApi>>) -> Response {
+    let _ = api.first_next.set(Instant::now());
+    let mut closed = api.closed.subscribe();
+    let mut next = api.next.lock().await;
+    let invocation = tokio::select! {
+        inv = next.recv() => inv,
+        _ = closed.wait_for(|c| *c) => None,
+    };
+    let Some(inv) = invocation else {
+        return StatusCode::GONE.into_response();
+    };
+    let deadline_ms = inv.deadline.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    // Registered while holding `next`, so the instance's cleanup cannot miss it.
+    api.pending.lock().unwrap().insert(inv.request_id.clone(), Pending { reply: inv.reply, handed_out: Instant::now() });
+    drop(next);
+    let mut headers = HeaderMap::new();
+    let mut set = |k: &'static str, v: String| {
+        if let Ok(v) = v.parse() {
+            headers.insert(k, v);
+        }
+    };
+    set("lambda-runtime-aws-request-id", inv.request_id);
+    set("lambda-runtime-deadline-ms", deadline_ms.to_string());
+    set("lambda-runtime-invoked-function-arn", api.function_arn.clone());
+    set("lambda-runtime-trace-id", inv.trace_id);
+    set("content-type", "application/json".into());
+    (StatusCode::OK, headers, inv.payload).into_response()
+}
+
+async fn invocation_response(State(api): State<Arc<RuntimeApi>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+    match api.pending.lock().unwrap().remove(&id) {
+        Some(p) => {
+            let _ = p.reply.send(Ok((body, p.handed_out.elapsed())));
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::BAD_REQUEST,
+    }
+}
+
+async fn invocation_error(
+    State(api): State<Arc<RuntimeApi>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let error_type = parsed["errorType"]
+        .as_str()
+        .or_else(|| headers.get("lambda-runtime-function-error-type").and_then(|v| v.to_str().ok()))
+        .unwrap_or("Unhandled")
+        .to_string();
+    let message = parsed["errorMessage"].as_str().unwrap_or("").to_string();
+    match api.pending.lock().unwrap().remove(&id) {
+        Some(p) => {
+            let _ = p.reply.send(Err(InvokeError::Function { error_type, message }));
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::BAD_REQUEST,
+    }
+}
+
+async fn init_error(State(api): State<Arc<RuntimeApi>>, body: Bytes) -> StatusCode {
+    let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let message = parsed["errorMessage"].as_str().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(&body).into());
+    *api.init_error.lock().unwrap() = Some(format!("init failed: {message}"));
+    StatusCode::ACCEPTED
+}
