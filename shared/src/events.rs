@@ -48,8 +48,8 @@ pub trait DomainEvent: Serialize + DeserializeOwned {
 impl<T: DomainEvent> Envelope<T> {
     /// Wraps `data` in a new envelope carrying the current correlation id (or a new one).
     pub fn new(source: &str, data: T) -> Self {
-        let correlation_id =
-            crate::http::current_correlation_id().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let correlation_id = crate::http::current_correlation_id()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         Envelope {
             id: uuid::Uuid::now_v7().to_string(),
             event_type: T::TYPE.to_string(),
@@ -183,7 +183,8 @@ impl SnsPublisher {
     }
 
     fn topic_arn(&self, event_type: &str) -> Result<&str, PublishError> {
-        let topic = Topic::for_event_type(event_type).ok_or_else(|| PublishError::UnknownTopic(event_type.into()))?;
+        let topic = Topic::for_event_type(event_type)
+            .ok_or_else(|| PublishError::UnknownTopic(event_type.into()))?;
         self.topic_arns
             .iter()
             .find(|(t, _)| *t == topic)
@@ -212,7 +213,8 @@ impl EventPublisher for SnsPublisher {
             .message_attributes("type", string_attribute(&event.event_type))
             .message_attributes("source", string_attribute(&event.source));
         if let Some(correlation_id) = &event.metadata.correlation_id {
-            request = request.message_attributes("correlation_id", string_attribute(correlation_id));
+            request =
+                request.message_attributes("correlation_id", string_attribute(correlation_id));
         }
         request.send().await.map_err(|e| PublishError::Sns {
             event_type: event.event_type.clone(),
@@ -234,7 +236,10 @@ pub struct RecordingPublisher {
 impl EventPublisher for RecordingPublisher {
     async fn publish(&self, event: &Envelope) -> Result<(), PublishError> {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(PublishError::Sns { event_type: event.event_type.clone(), message: "injected failure".into() });
+            return Err(PublishError::Sns {
+                event_type: event.event_type.clone(),
+                message: "injected failure".into(),
+            });
         }
         self.published.lock().unwrap().push(event.clone());
         Ok(())
@@ -252,13 +257,19 @@ mod tests {
             name: "Tea cup".into(),
             description: "Porcelain".into(),
             category: "kitchen".into(),
-            price: Money { amount: 1200, currency: "JPY".into() },
+            price: Money {
+                amount: 1200,
+                currency: "JPY".into(),
+            },
             stock_quantity: 5,
         }
     }
 
     fn schema(name: &str) -> Value {
-        let path = format!("{}/../events/schemas/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../events/schemas/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
     }
 
@@ -274,7 +285,9 @@ mod tests {
 
     #[test]
     fn envelope_carries_the_current_correlation_id() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let env = rt.block_on(crate::http::CORRELATION_ID.scope("corr-7".into(), async {
             Envelope::new("products-api", sample())
         }));
@@ -296,7 +309,14 @@ mod tests {
     fn published_envelope_validates_against_its_schema() {
         let json = serde_json::to_value(Envelope::new("products-api", sample())).unwrap();
         let validator = jsonschema::validator_for(&schema("product.created")).unwrap();
-        assert!(validator.is_valid(&json), "{:?}", validator.iter_errors(&json).map(|e| e.to_string()).collect::<Vec<_>>());
+        assert!(
+            validator.is_valid(&json),
+            "{:?}",
+            validator
+                .iter_errors(&json)
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        );
         let mut broken = json.clone();
         broken["data"]["price"]["amount"] = Value::from("12");
         assert!(!validator.is_valid(&broken));
@@ -309,9 +329,13 @@ mod tests {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_stem().unwrap().to_str().unwrap().to_string();
-            let example: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let example: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             let validator = jsonschema::validator_for(&schema(&name)).unwrap();
-            assert!(validator.is_valid(&example), "example {name} does not match its schema");
+            assert!(
+                validator.is_valid(&example),
+                "example {name} does not match its schema"
+            );
             assert_eq!(example["type"], name.as_str());
             seen += 1;
         }
@@ -320,8 +344,14 @@ mod tests {
 
     #[test]
     fn topics_by_noun() {
-        assert_eq!(Topic::for_event_type("product.created"), Some(Topic::ProductEvents));
-        assert_eq!(Topic::for_event_type("order.paid"), Some(Topic::OrderEvents));
+        assert_eq!(
+            Topic::for_event_type("product.created"),
+            Some(Topic::ProductEvents)
+        );
+        assert_eq!(
+            Topic::for_event_type("order.paid"),
+            Some(Topic::OrderEvents)
+        );
         assert_eq!(Topic::for_event_type("user.login"), Some(Topic::UserEvents));
         assert_eq!(Topic::for_event_type("weird"), None);
     }

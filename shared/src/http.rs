@@ -44,11 +44,14 @@ pub async fn request_ids(request: Request, next: Next) -> Response {
                 .filter(|v| !v.is_empty() && v.len() <= 128)
                 .map(str::to_string)
         };
-        let gateway_id = request.extensions().get::<RequestContext>().and_then(|ctx| match ctx {
-            RequestContext::ApiGatewayV1(c) => c.request_id.clone(),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        });
+        let gateway_id = request
+            .extensions()
+            .get::<RequestContext>()
+            .and_then(|ctx| match ctx {
+                RequestContext::ApiGatewayV1(c) => c.request_id.clone(),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            });
         let request_id = gateway_id
             .or_else(|| header(REQUEST_ID_HEADER))
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -80,7 +83,10 @@ pub async fn request_ids(request: Request, next: Next) -> Response {
 
 /// The answer for a route no handler serves.
 pub async fn route_not_found(request: Request) -> ApiError {
-    ApiError::new(ErrorCode::NotFound, format!("no route for {} {}", request.method(), request.uri().path()))
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("no route for {} {}", request.method(), request.uri().path()),
+    )
 }
 
 /// A JSON body, decoded with the path of the offending field reported in `details.field`.
@@ -95,7 +101,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("unreadable body: {e}")))?;
+            .map_err(|e| {
+                ApiError::new(ErrorCode::InvalidRequest, format!("unreadable body: {e}"))
+            })?;
         decode_json(&bytes).map(JsonBody)
     }
 }
@@ -103,8 +111,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 /// Decodes `bytes` as `T`, turning serde's error into an [`ApiError`] that names the field.
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(ErrorCode::InvalidRequest, "the request body is empty; a JSON object is required")
-            .with_detail("reason", "empty body"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "the request body is empty; a JSON object is required",
+        )
+        .with_detail("reason", "empty body"));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
@@ -112,10 +123,13 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = err.into_inner();
         let reason = inner.to_string();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::new(ErrorCode::InvalidRequest, format!("malformed JSON: {reason}"))
-                .with_detail("reason", "malformed JSON")
-                .with_detail("line", inner.line())
-                .with_detail("column", inner.column());
+            return ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("malformed JSON: {reason}"),
+            )
+            .with_detail("reason", "malformed JSON")
+            .with_detail("line", inner.line())
+            .with_detail("column", inner.column());
         }
         // serde reports a missing field at the path of the object that lacks it.
         let field = match missing_field_name(&reason) {
@@ -124,9 +138,12 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             None => path,
         };
         let reason = strip_position(&reason);
-        ApiError::new(ErrorCode::InvalidRequest, format!("invalid field `{field}`: {reason}"))
-            .with_detail("field", field)
-            .with_detail("reason", reason)
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("invalid field `{field}`: {reason}"),
+        )
+        .with_detail("field", field)
+        .with_detail("reason", reason)
     })
 }
 
@@ -172,7 +189,10 @@ mod tests {
     fn names_the_field_of_the_wrong_type() {
         let e = err_of(r#"{"name":"x","price":{"amount":"ten","currency":"JPY"}}"#);
         assert_eq!(e.details["field"], "price.amount");
-        assert!(e.details["reason"].as_str().unwrap().contains("invalid type"));
+        assert!(e.details["reason"]
+            .as_str()
+            .unwrap()
+            .contains("invalid type"));
     }
 
     #[test]

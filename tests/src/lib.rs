@@ -1,1 +1,146 @@
-//! Helpers shared by the integration tests.
+//! Helpers for the black-box integration tests: where the running local stack is, SDK clients
+//! for the emulator, HTTP calls to the API, and polling until something happens.
+//!
+//! The stack is the one `make test` starts (or the `make dev` one already running): the
+//! emulator on `AWS_ENDPOINT_URL` and devstack's API at the URL in `.devstack/ready`.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+pub use devstack::stack::Stack;
+use devstack::Clients;
+use serde_json::Value;
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Everything a test needs to talk to the running stack.
+pub struct Local {
+    pub stack: Stack,
+    pub aws: Clients,
+    pub api: String,
+    pub http: reqwest::Client,
+}
+
+impl Local {
+    /// Connects to the running stack, or fails with what to run first.
+    pub async fn connect() -> Local {
+        let root = workspace_root();
+        let state = std::env::var("DEVSTACK_STATE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join(".devstack/stack.json"));
+        let stack =
+            Stack::load(&state).expect("no provisioned stack: run the tests with `make test`");
+        let api = std::env::var("DEVSTACK_URL").ok().or_else(|| std::fs::read_to_string(root.join(".devstack/ready")).ok()).expect(
+            "devstack is not running (.devstack/ready is missing): run the tests with `make test`",
+        );
+        let aws = Clients::connect(&stack.endpoint, &stack.region).await;
+        Local {
+            stack,
+            aws,
+            api: api.trim().to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.api, path)
+    }
+
+    /// The `Ref` of a resource: a table name, a queue URL, a topic ARN.
+    pub fn id(&self, logical_id: &str) -> String {
+        self.stack
+            .physical_id(logical_id)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .to_string()
+    }
+
+    /// Sends a request and returns the status and the JSON body (`Null` when not JSON).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get_item(
+        &self,
+        table_logical_id: &str,
+        key: &[(&str, &str)],
+    ) -> Option<std::collections::HashMap<String, AttributeValue>> {
+        let mut request = self
+            .aws
+            .ddb
+            .get_item()
+            .table_name(self.id(table_logical_id))
+            .consistent_read(true);
+        for (k, v) in key {
+            request = request.key(*k, AttributeValue::S(v.to_string()));
+        }
+        request.send().await.expect("GetItem").item
+    }
+
+    /// A numeric attribute of an item, if both exist.
+    pub async fn number(
+        &self,
+        table_logical_id: &str,
+        key: &[(&str, &str)],
+        attribute: &str,
+    ) -> Option<i64> {
+        let item = self.get_item(table_logical_id, key).await?;
+        item.get(attribute)?.as_n().ok()?.parse().ok()
+    }
+}
+
+/// A fresh id, so that tests running together (and earlier runs) never see each other's data.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A valid product body for `seller`.
+pub fn product_body(seller: &str, name: &str) -> String {
+    serde_json::json!({
+        "seller_id": seller,
+        "name": name,
+        "description": "integration test product",
+        "category": "kitchen",
+        "price": {"amount": 2400, "currency": "JPY"},
+        "stock_quantity": 7
+    })
+    .to_string()
+}

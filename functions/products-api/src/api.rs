@@ -49,7 +49,12 @@ async fn create_product<S: ProductStore, P: EventPublisher>(
 ) -> Result<Response, ApiError> {
     let product = service.create_product(input).await?;
     let location = format!("/api/v1/products/{}", product.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(product)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(product),
+    )
+        .into_response())
 }
 
 async fn get_product<S: ProductStore, P: EventPublisher>(
@@ -70,7 +75,10 @@ mod tests {
     use tower::ServiceExt;
 
     fn app() -> Router {
-        router(ProductService::new(MemoryProductStore::default(), RecordingPublisher::default()))
+        router(ProductService::new(
+            MemoryProductStore::default(),
+            RecordingPublisher::default(),
+        ))
     }
 
     async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
@@ -83,7 +91,10 @@ mod tests {
         let response = app.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     #[tokio::test]

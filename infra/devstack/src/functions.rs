@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
 
 use crate::stack::Stack;
-use crate::template::{resolve, scalar_string, Template};
+use crate::template::{resolve, scalar_string, Resource, Template};
 
 #[derive(Debug, Clone)]
 pub struct FunctionSpec {
@@ -57,8 +57,12 @@ fn with_globals(globals: &Value, props: &Value) -> Value {
     let mut merged = globals.as_object().cloned().unwrap_or_default();
     for (k, v) in props.as_object().cloned().unwrap_or_default() {
         if k == "Environment" {
-            let mut vars: Map<String, Value> =
-                merged.get("Environment").and_then(|e| e.get("Variables")).and_then(Value::as_object).cloned().unwrap_or_default();
+            let mut vars: Map<String, Value> = merged
+                .get("Environment")
+                .and_then(|e| e.get("Variables"))
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             if let Some(own) = v.get("Variables").and_then(Value::as_object) {
                 vars.extend(own.clone());
             }
@@ -71,30 +75,38 @@ fn with_globals(globals: &Value, props: &Value) -> Value {
 }
 
 /// Reads every `AWS::Serverless::Function` of the template, resolved against the stack.
-pub fn function_specs(template: &Template, stack: &Stack, bin_dir: &Path) -> Result<Vec<FunctionSpec>> {
+pub fn function_specs(
+    template: &Template,
+    stack: &Stack,
+    bin_dir: &Path,
+) -> Result<Vec<FunctionSpec>> {
     let globals = template.function_globals();
     let mut specs = Vec::new();
-    for r in template.resources().into_iter().filter(|r| r.kind == "AWS::Serverless::Function") {
+    for r in template
+        .resources()
+        .into_iter()
+        .filter(|r| r.kind == "AWS::Serverless::Function")
+    {
         let id = r.logical_id.clone();
-        let props = resolve(&with_globals(&globals, &r.properties), stack).with_context(|| format!("resolving {id}"))?;
-        let binary = match r.metadata.pointer("/BuildProperties/Binary") {
-            Some(b) => scalar_string(b)?,
-            None => props
-                .get("CodeUri")
-                .and_then(Value::as_str)
-                .and_then(|c| Path::new(c).file_name())
-                .and_then(|n| n.to_str())
-                .map(str::to_string)
-                .ok_or_else(|| anyhow!("{id}: set Metadata.BuildProperties.Binary to the cargo binary name"))?,
-        };
+        let props = resolve(&with_globals(&globals, &r.properties), stack)
+            .with_context(|| format!("resolving {id}"))?;
+        let binary = binary_name(&r)?;
         let environment = props
             .pointer("/Environment/Variables")
             .and_then(Value::as_object)
-            .map(|vars| vars.iter().map(|(k, v)| Ok((k.clone(), scalar_string(v)?))).collect::<Result<_>>())
+            .map(|vars| {
+                vars.iter()
+                    .map(|(k, v)| Ok((k.clone(), scalar_string(v)?)))
+                    .collect::<Result<_>>()
+            })
             .transpose()?
             .unwrap_or_default();
         let number = |key: &str, default: u64| -> Result<u64> {
-            props.get(key).map(|v| Ok(scalar_string(v)?.parse::<u64>()?)).transpose().map(|v| v.unwrap_or(default))
+            props
+                .get(key)
+                .map(|v| Ok(scalar_string(v)?.parse::<u64>()?))
+                .transpose()
+                .map(|v| v.unwrap_or(default))
         };
         let provisioned = stack.resource(&id)?;
         let mut spec = FunctionSpec {
@@ -106,11 +118,20 @@ pub fn function_specs(template: &Template, stack: &Stack, bin_dir: &Path) -> Res
             environment,
             timeout: Duration::from_secs(number("Timeout", 3)?),
             memory_mb: number("MemorySize", 128)? as u32,
-            max_concurrency: number("ReservedConcurrentExecutions", DEFAULT_MAX_CONCURRENCY as u64)?.max(1) as usize,
+            max_concurrency: number(
+                "ReservedConcurrentExecutions",
+                DEFAULT_MAX_CONCURRENCY as u64,
+            )?
+            .max(1) as usize,
             routes: Vec::new(),
             queues: Vec::new(),
         };
-        for (event_name, event) in props.get("Events").and_then(Value::as_object).into_iter().flatten() {
+        for (event_name, event) in props
+            .get("Events")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
             let ep = &event["Properties"];
             match event["Type"].as_str().unwrap_or_default() {
                 "Api" => spec.routes.push(ApiRoute {
@@ -120,9 +141,9 @@ pub fn function_specs(template: &Template, stack: &Stack, bin_dir: &Path) -> Res
                 }),
                 "SQS" => {
                     let queue_arn = scalar_string(&ep["Queue"])?;
-                    let queue_id = stack
-                        .find_by_attribute("Arn", &queue_arn)
-                        .ok_or_else(|| anyhow!("{id}.{event_name}: queue {queue_arn} is not in the stack"))?;
+                    let queue_id = stack.find_by_attribute("Arn", &queue_arn).ok_or_else(|| {
+                        anyhow!("{id}.{event_name}: queue {queue_arn} is not in the stack")
+                    })?;
                     let report = ep
                         .get("FunctionResponseTypes")
                         .and_then(Value::as_array)
@@ -131,12 +152,18 @@ pub fn function_specs(template: &Template, stack: &Stack, bin_dir: &Path) -> Res
                         event_name: event_name.clone(),
                         queue_url: stack.physical_id(queue_id)?.to_string(),
                         queue_arn,
-                        batch_size: ep.get("BatchSize").map(|b| Ok::<_, anyhow::Error>(scalar_string(b)?.parse()?)).transpose()?.unwrap_or(10),
+                        batch_size: ep
+                            .get("BatchSize")
+                            .map(|b| Ok::<_, anyhow::Error>(scalar_string(b)?.parse()?))
+                            .transpose()?
+                            .unwrap_or(10),
                         report_batch_item_failures: report,
                         enabled: ep.get("Enabled").is_none_or(|e| e != false && e != "false"),
                     });
                 }
-                other => bail!("{id}.{event_name}: devstack does not run event sources of type {other}"),
+                other => {
+                    bail!("{id}.{event_name}: devstack does not run event sources of type {other}")
+                }
             }
         }
         specs.push(spec);
@@ -144,17 +171,53 @@ pub fn function_specs(template: &Template, stack: &Stack, bin_dir: &Path) -> Res
     Ok(specs)
 }
 
-/// Fails with the build command to run when a function's binary is missing.
-pub fn check_binaries(specs: &[FunctionSpec], profile_hint: &str) -> Result<()> {
-    let missing: Vec<_> = specs.iter().filter(|s| !s.executable.is_file()).collect();
+/// The cargo binary of a function: `Metadata.BuildProperties.Binary`, else the `CodeUri` folder.
+fn binary_name(r: &Resource) -> Result<String> {
+    match r.metadata.pointer("/BuildProperties/Binary") {
+        Some(b) => scalar_string(b),
+        None => r
+            .properties
+            .get("CodeUri")
+            .and_then(Value::as_str)
+            .and_then(|c| Path::new(c).file_name())
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: set Metadata.BuildProperties.Binary to the cargo binary name",
+                    r.logical_id
+                )
+            }),
+    }
+}
+
+/// Fails with the build command to run when a function's binary is missing from `bin_dir`.
+/// Needs only the template, so it runs before anything is provisioned.
+pub fn check_binaries(template: &Template, bin_dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    for r in template
+        .resources()
+        .into_iter()
+        .filter(|r| r.kind == "AWS::Serverless::Function")
+    {
+        let binary = binary_name(&r)?;
+        if !bin_dir.join(&binary).is_file() {
+            missing.push(binary);
+        }
+    }
     if missing.is_empty() {
         return Ok(());
     }
-    let names: Vec<_> = missing.iter().map(|s| format!("{} ({})", s.binary, s.executable.display())).collect();
-    let packages: Vec<_> = missing.iter().map(|s| format!("-p {}", s.binary)).collect();
+    let release = if bin_dir.ends_with("release") {
+        " --release"
+    } else {
+        ""
+    };
+    let packages: Vec<_> = missing.iter().map(|b| format!("-p {b}")).collect();
     bail!(
-        "missing function binaries: {}. Build them with `cargo build{profile_hint} {}` (or `make build`).",
-        names.join(", "),
+        "missing function binaries in {}: {}. Build them with `cargo build{release} {}` (or `make build`).",
+        bin_dir.display(),
+        missing.join(", "),
         packages.join(" ")
     )
 }

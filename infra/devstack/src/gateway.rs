@@ -21,6 +21,13 @@ use crate::runtime::{FunctionPool, InvokeError};
 /// API Gateway's payload limit for a request body.
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
+/// A matched route: the route, the function serving it, and the path parameters.
+pub type RouteMatch<'a> = (
+    &'a ApiRoute,
+    &'a Arc<FunctionPool>,
+    BTreeMap<String, String>,
+);
+
 pub struct Gateway {
     pub api_id: String,
     pub stage: String,
@@ -48,36 +55,63 @@ impl Gateway {
                             Value::Number(n) => n.as_u64().map(|n| n as u16),
                             _ => None,
                         });
-                        let body = spec.pointer("/ResponseTemplates/application~1json").and_then(Value::as_str).map(str::to_string);
+                        let body = spec
+                            .pointer("/ResponseTemplates/application~1json")
+                            .and_then(Value::as_str)
+                            .map(str::to_string);
                         (kind.clone(), (status, body))
                     })
                     .collect()
             })
             .unwrap_or_default();
-        Gateway { api_id, stage, account_id, routes, responses }
+        Gateway {
+            api_id,
+            stage,
+            account_id,
+            routes,
+            responses,
+        }
     }
 
     /// The route serving `method path`, and its path parameters. The most specific route wins:
     /// literal segments over `{param}`, and `{param}` over `{proxy+}`.
-    pub fn match_route(&self, method: &str, path: &str) -> Option<(&ApiRoute, &Arc<FunctionPool>, BTreeMap<String, String>)> {
-        let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-        let mut best: Option<(u32, &ApiRoute, &Arc<FunctionPool>, BTreeMap<String, String>)> = None;
+    pub fn match_route(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> Option<(&ApiRoute, &Arc<FunctionPool>, BTreeMap<String, String>)> {
+        let segments: Vec<&str> = path
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut best: Option<(u32, RouteMatch<'_>)> = None;
         for (route, pool) in &self.routes {
             if route.method != "ANY" && route.method != method {
                 continue;
             }
             if let Some((score, params)) = match_path(&route.path, &segments) {
                 if best.as_ref().is_none_or(|b| score > b.0) {
-                    best = Some((score, route, pool, params));
+                    best = Some((score, (route, pool, params)));
                 }
             }
         }
-        best.map(|(_, r, p, params)| (r, p, params))
+        best.map(|(_, m)| m)
     }
 
     /// A response the gateway itself makes (no route, timeout, failed integration).
-    pub fn gateway_response(&self, kind: &str, default_status: u16, request_id: &str, message: &str) -> Response {
-        let class = if default_status >= 500 { "DEFAULT_5XX" } else { "DEFAULT_4XX" };
+    pub fn gateway_response(
+        &self,
+        kind: &str,
+        default_status: u16,
+        request_id: &str,
+        message: &str,
+    ) -> Response {
+        let class = if default_status >= 500 {
+            "DEFAULT_5XX"
+        } else {
+            "DEFAULT_4XX"
+        };
         let own = self.responses.get(kind);
         let fallback = self.responses.get(class);
         let status = own.and_then(|r| r.0).unwrap_or(default_status);
@@ -87,12 +121,22 @@ impl Gateway {
             .unwrap_or_else(|| json!({ "message": message }).to_string());
         let body = body
             .replace("$context.requestId", request_id)
-            .replace("$context.error.messageString", &Value::String(message.into()).to_string())
+            .replace(
+                "$context.error.messageString",
+                &Value::String(message.into()).to_string(),
+            )
             .replace("$context.error.message", message);
-        let mut response = (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), body).into_response();
+        let mut response = (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            body,
+        )
+            .into_response();
         let headers = response.headers_mut();
         headers.insert("content-type", HeaderValue::from_static("application/json"));
-        headers.insert("x-amzn-errortype", HeaderValue::from_str(kind).unwrap_or(HeaderValue::from_static("Unknown")));
+        headers.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_str(kind).unwrap_or(HeaderValue::from_static("Unknown")),
+        );
         if let Ok(v) = HeaderValue::from_str(request_id) {
             headers.insert("x-amzn-requestid", v);
         }
@@ -101,7 +145,11 @@ impl Gateway {
 }
 
 fn match_path(template: &str, segments: &[&str]) -> Option<(u32, BTreeMap<String, String>)> {
-    let parts: Vec<&str> = template.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let parts: Vec<&str> = template
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let mut params = BTreeMap::new();
     let mut score = 0u32;
     for (i, part) in parts.iter().enumerate() {
@@ -126,36 +174,67 @@ fn match_path(template: &str, segments: &[&str]) -> Option<(u32, BTreeMap<String
 }
 
 fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new().fallback(handle).with_state(gateway)
 }
 
-async fn handle(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
+async fn handle(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     let method = parts.method.as_str().to_string();
     let Some((route, pool, path_params)) = gw.match_route(&method, &path) else {
-        return gw.gateway_response("MISSING_AUTHENTICATION_TOKEN", 403, &request_id, "Missing Authentication Token");
+        return gw.gateway_response(
+            "MISSING_AUTHENTICATION_TOKEN",
+            403,
+            &request_id,
+            "Missing Authentication Token",
+        );
     };
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(_) => return gw.gateway_response("REQUEST_TOO_LARGE", 413, &request_id, "Request Too Long"),
+        Err(_) => {
+            return gw.gateway_response("REQUEST_TOO_LARGE", 413, &request_id, "Request Too Long")
+        }
     };
-    let event = proxy_event(&gw, route, &parts.method, &path, parts.uri.query(), &parts.headers, path_params, &body, &request_id, peer);
+    let event = proxy_event(
+        &gw,
+        route,
+        &parts.method,
+        &path,
+        parts.uri.query(),
+        &parts.headers,
+        path_params,
+        &body,
+        &request_id,
+        peer,
+    );
     let payload = Bytes::from(serde_json::to_vec(&event).expect("events serialize"));
     match pool.invoke(payload).await {
-        Ok(invoked) => match proxy_response(&invoked.body, &request_id) {
-            Some(response) => response,
-            None => {
-                eprintln!("[devstack] {} returned a response that is not an API Gateway proxy response", pool.spec.binary);
-                gw.gateway_response("DEFAULT_5XX", 502, &request_id, "Internal server error")
+        Ok(invoked) => {
+            match proxy_response(&invoked.body, &request_id) {
+                Some(response) => response,
+                None => {
+                    eprintln!("[devstack] {} returned a response that is not an API Gateway proxy response", pool.spec.binary);
+                    gw.gateway_response("DEFAULT_5XX", 502, &request_id, "Internal server error")
+                }
             }
-        },
-        Err(InvokeError::Timeout(_)) => gw.gateway_response("INTEGRATION_TIMEOUT", 504, &request_id, "Endpoint request timed out"),
+        }
+        Err(InvokeError::Timeout(_)) => gw.gateway_response(
+            "INTEGRATION_TIMEOUT",
+            504,
+            &request_id,
+            "Endpoint request timed out",
+        ),
         Err(err) => {
             eprintln!("[devstack] {} {} failed: {err}", method, path);
             gw.gateway_response("DEFAULT_5XX", 502, &request_id, "Internal server error")
@@ -181,22 +260,46 @@ fn proxy_event(
     for (name, value) in headers {
         let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
         single.insert(name.as_str().to_string(), Value::String(v.clone()));
-        multi.entry(name.as_str().to_string()).or_insert_with(|| Value::Array(vec![])).as_array_mut().unwrap().push(Value::String(v));
+        multi
+            .entry(name.as_str().to_string())
+            .or_insert_with(|| Value::Array(vec![]))
+            .as_array_mut()
+            .unwrap()
+            .push(Value::String(v));
     }
     let mut q_single = Map::new();
     let mut q_multi: Map<String, Value> = Map::new();
     for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         q_single.insert(k.to_string(), Value::String(v.to_string()));
-        q_multi.entry(k.to_string()).or_insert_with(|| Value::Array(vec![])).as_array_mut().unwrap().push(Value::String(v.to_string()));
+        q_multi
+            .entry(k.to_string())
+            .or_insert_with(|| Value::Array(vec![]))
+            .as_array_mut()
+            .unwrap()
+            .push(Value::String(v.to_string()));
     }
     let (body_text, is_base64) = match std::str::from_utf8(body) {
         _ if body.is_empty() => (Value::Null, false),
         Ok(text) => (Value::String(text.to_string()), false),
-        Err(_) => (Value::String(base64::engine::general_purpose::STANDARD.encode(body)), true),
+        Err(_) => (
+            Value::String(base64::engine::general_purpose::STANDARD.encode(body)),
+            true,
+        ),
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let non_empty = |m: Map<String, Value>| if m.is_empty() { Value::Null } else { Value::Object(m) };
-    let path_params: Map<String, Value> = path_params.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let non_empty = |m: Map<String, Value>| {
+        if m.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(m)
+        }
+    };
+    let path_params: Map<String, Value> = path_params
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
     json!({
         "resource": route.path,
         "path": path,
@@ -237,16 +340,26 @@ fn proxy_response(body: &[u8], request_id: &str) -> Option<Response> {
     let mut headers = HeaderMap::new();
     if let Some(h) = v.get("headers").and_then(Value::as_object) {
         for (k, val) in h {
-            if let (Ok(name), Some(Ok(value))) = (HeaderName::try_from(k.as_str()), val.as_str().map(HeaderValue::from_str)) {
+            if let (Ok(name), Some(Ok(value))) = (
+                HeaderName::try_from(k.as_str()),
+                val.as_str().map(HeaderValue::from_str),
+            ) {
                 headers.insert(name, value);
             }
         }
     }
     if let Some(h) = v.get("multiValueHeaders").and_then(Value::as_object) {
         for (k, vals) in h {
-            let Ok(name) = HeaderName::try_from(k.as_str()) else { continue };
+            let Ok(name) = HeaderName::try_from(k.as_str()) else {
+                continue;
+            };
             headers.remove(&name);
-            for val in vals.as_array().into_iter().flatten().filter_map(Value::as_str) {
+            for val in vals
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
                 if let Ok(value) = HeaderValue::from_str(val) {
                     headers.append(name.clone(), value);
                 }
@@ -257,8 +370,14 @@ fn proxy_response(body: &[u8], request_id: &str) -> Option<Response> {
         headers.insert("x-amzn-requestid", id);
     }
     let text = v.get("body").and_then(Value::as_str).unwrap_or_default();
-    let bytes = if v.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false) {
-        base64::engine::general_purpose::STANDARD.decode(text).ok()?
+    let bytes = if v
+        .get("isBase64Encoded")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()?
     } else {
         text.as_bytes().to_vec()
     };
@@ -277,10 +396,15 @@ mod tests {
         let segs = |p: &'static str| p.trim_matches('/').split('/').collect::<Vec<_>>();
         let (a, pa) = match_path("/api/v1/products/{id}", &segs("/api/v1/products/p%201")).unwrap();
         assert_eq!(pa["id"], "p 1");
-        let (b, _) = match_path("/api/v1/products/search", &segs("/api/v1/products/search")).unwrap();
+        let (b, _) =
+            match_path("/api/v1/products/search", &segs("/api/v1/products/search")).unwrap();
         let (c, pc) = match_path("/api/{proxy+}", &segs("/api/v1/products/x")).unwrap();
         assert_eq!(pc["proxy"], "v1/products/x");
-        assert!(b > match_path("/api/v1/products/{id}", &segs("/api/v1/products/search")).unwrap().0);
+        assert!(
+            b > match_path("/api/v1/products/{id}", &segs("/api/v1/products/search"))
+                .unwrap()
+                .0
+        );
         assert!(a > c);
         assert!(match_path("/api/v1/products/{id}", &segs("/api/v1/products")).is_none());
         assert!(match_path("/api/v1/products", &segs("/api/v1/products/x")).is_none());

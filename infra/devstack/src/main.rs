@@ -16,7 +16,10 @@ use devstack::template::{resolve, Template};
 use devstack::{esm, provision, Clients};
 
 #[derive(Parser)]
-#[command(name = "devstack", about = "Runs infra/template.yaml locally: emulator resources, REST API and functions")]
+#[command(
+    name = "devstack",
+    about = "Runs infra/template.yaml locally: emulator resources, REST API and functions"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,7 +49,11 @@ struct Common {
     /// Where the resolved names, ARNs and URLs are written.
     #[arg(long, default_value = ".devstack/stack.json", env = "DEVSTACK_STATE")]
     state: PathBuf,
-    #[arg(long, default_value = "http://127.0.0.1:4566", env = "AWS_ENDPOINT_URL")]
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:4566",
+        env = "AWS_ENDPOINT_URL"
+    )]
     endpoint: String,
     #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
     region: String,
@@ -58,7 +65,9 @@ struct Common {
 }
 
 fn parse_parameter(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("expected NAME=VALUE, got {s}"))
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s}"))
 }
 
 #[tokio::main]
@@ -82,7 +91,11 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Up { common, listen, bin_dir } => up(common, listen, bin_dir).await,
+        Command::Up {
+            common,
+            listen,
+            bin_dir,
+        } => up(common, listen, bin_dir).await,
     }
 }
 
@@ -91,7 +104,12 @@ async fn provision_stack(common: &Common) -> Result<(Template, Clients, Stack)> 
     let clients = Clients::connect(&common.endpoint, &common.region).await;
     provision::check_emulator(&clients, &common.endpoint).await?;
     let overrides: BTreeMap<String, String> = common.parameters.iter().cloned().collect();
-    let stack = Stack::new(&common.stack_name, &common.region, &common.endpoint, template.parameters(&overrides)?);
+    let stack = Stack::new(
+        &common.stack_name,
+        &common.region,
+        &common.endpoint,
+        template.parameters(&overrides)?,
+    );
     let stack = provision::provision(&template, &clients, stack).await?;
     stack.save(&common.state)?;
     Ok((template, clients, stack))
@@ -106,10 +124,9 @@ async fn up(common: Common, listen: SocketAddr, bin_dir: PathBuf) -> Result<()> 
             anyhow!("cannot listen on {listen}: {e}")
         }
     })?;
+    check_binaries(&Template::load(&common.template)?, &bin_dir)?;
     let (template, clients, stack) = provision_stack(&common).await?;
     let specs = function_specs(&template, &stack, &bin_dir)?;
-    let hint = if bin_dir.ends_with("release") { " --release" } else { "" };
-    check_binaries(&specs, hint)?;
 
     let local_env = BTreeMap::from([
         ("AWS_ENDPOINT_URL".to_string(), common.endpoint.clone()),
@@ -128,7 +145,12 @@ async fn up(common: Common, listen: SocketAddr, bin_dir: PathBuf) -> Result<()> 
             routes.push((route, pool.clone()));
         }
         for source in queues {
-            esm::spawn_pollers(clients.sqs.clone(), common.region.clone(), source, pool.clone());
+            esm::spawn_pollers(
+                clients.sqs.clone(),
+                common.region.clone(),
+                source,
+                pool.clone(),
+            );
             mappings += 1;
         }
     }
@@ -139,16 +161,32 @@ async fn up(common: Common, listen: SocketAddr, bin_dir: PathBuf) -> Result<()> 
         .find(|r| r.kind == "AWS::Serverless::Api")
         .ok_or_else(|| anyhow!("the template has no AWS::Serverless::Api"))?;
     let api_props = resolve(&api.properties, &stack)?;
-    let stage = api_props.get("StageName").and_then(|s| s.as_str()).unwrap_or("dev").to_string();
-    let gateway_responses = api_props.get("GatewayResponses").cloned().unwrap_or_default();
+    let stage = api_props
+        .get("StageName")
+        .and_then(|s| s.as_str())
+        .unwrap_or("dev")
+        .to_string();
+    let gateway_responses = api_props
+        .get("GatewayResponses")
+        .cloned()
+        .unwrap_or_default();
     let route_count = routes.len();
     if route_count == 0 {
         bail!("the template defines no API routes");
     }
-    let gw = Arc::new(Gateway::new(stack.physical_id(&api.logical_id)?.to_string(), stage, stack.account_id.clone(), routes, &gateway_responses));
+    let gw = Arc::new(Gateway::new(
+        stack.physical_id(&api.logical_id)?.to_string(),
+        stage,
+        stack.account_id.clone(),
+        routes,
+        &gateway_responses,
+    ));
 
     let base = format!("http://{listen}");
-    println!("devstack: {route_count} routes, {mappings} queue mappings, emulator at {}", common.endpoint);
+    println!(
+        "devstack: {route_count} routes, {mappings} queue mappings, emulator at {}",
+        common.endpoint
+    );
     println!("devstack: API listening on {base}");
     println!("devstack: try  curl -s -X POST {base}/api/v1/products -H 'content-type: application/json' \\");
     println!("             -d '{{\"seller_id\":\"seller-1\",\"name\":\"Tea cup\",\"category\":\"kitchen\",\"price\":{{\"amount\":1200,\"currency\":\"JPY\"}},\"stock_quantity\":5}}'");
@@ -163,7 +201,8 @@ async fn up(common: Common, listen: SocketAddr, bin_dir: PathBuf) -> Result<()> 
 
 /// Ctrl-C or SIGTERM (what `make stop` sends); the function instances are stopped on the way out.
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

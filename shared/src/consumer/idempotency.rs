@@ -28,9 +28,21 @@ pub enum Claim {
 }
 
 pub trait IdempotencyStore: Send + Sync {
-    fn claim(&self, consumer: &str, event: &Envelope) -> impl Future<Output = Result<Claim, String>> + Send;
-    fn complete(&self, consumer: &str, event: &Envelope) -> impl Future<Output = Result<(), String>> + Send;
-    fn release(&self, consumer: &str, event: &Envelope) -> impl Future<Output = Result<(), String>> + Send;
+    fn claim(
+        &self,
+        consumer: &str,
+        event: &Envelope,
+    ) -> impl Future<Output = Result<Claim, String>> + Send;
+    fn complete(
+        &self,
+        consumer: &str,
+        event: &Envelope,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+    fn release(
+        &self,
+        consumer: &str,
+        event: &Envelope,
+    ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 const STATUS_IN_PROGRESS: &str = "IN_PROGRESS";
@@ -99,7 +111,11 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .await;
         match put {
             Ok(_) => Ok(Claim::Claimed),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
                 // Someone holds the record: count the duplicate and say which case it is.
                 let updated = self
                     .client
@@ -118,7 +134,11 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                     .and_then(|a| a.get("status"))
                     .and_then(|v| v.as_s().ok())
                     .map(String::as_str);
-                Ok(if status == Some(STATUS_COMPLETED) { Claim::AlreadyProcessed } else { Claim::InProgress })
+                Ok(if status == Some(STATUS_COMPLETED) {
+                    Claim::AlreadyProcessed
+                } else {
+                    Claim::InProgress
+                })
             }
             Err(err) => Err(sdk_error(err)),
         }
@@ -154,7 +174,13 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
             Err(err) => Err(sdk_error(err)),
         }
     }
@@ -168,11 +194,19 @@ pub struct MemoryIdempotencyStore {
 
 impl MemoryIdempotencyStore {
     pub fn claim_state(&self, consumer: &str, event_id: &str) -> Option<&'static str> {
-        self.records.lock().unwrap().get(&key(consumer, event_id)).map(|r| r.0)
+        self.records
+            .lock()
+            .unwrap()
+            .get(&key(consumer, event_id))
+            .map(|r| r.0)
     }
 
     pub fn duplicates(&self, consumer: &str, event_id: &str) -> u32 {
-        self.records.lock().unwrap().get(&key(consumer, event_id)).map_or(0, |r| r.1)
+        self.records
+            .lock()
+            .unwrap()
+            .get(&key(consumer, event_id))
+            .map_or(0, |r| r.1)
     }
 }
 
@@ -186,13 +220,22 @@ impl IdempotencyStore for MemoryIdempotencyStore {
             }
             Some(record) => {
                 record.1 += 1;
-                Ok(if record.0 == STATUS_COMPLETED { Claim::AlreadyProcessed } else { Claim::InProgress })
+                Ok(if record.0 == STATUS_COMPLETED {
+                    Claim::AlreadyProcessed
+                } else {
+                    Claim::InProgress
+                })
             }
         }
     }
 
     async fn complete(&self, consumer: &str, event: &Envelope) -> Result<(), String> {
-        if let Some(record) = self.records.lock().unwrap().get_mut(&key(consumer, &event.id)) {
+        if let Some(record) = self
+            .records
+            .lock()
+            .unwrap()
+            .get_mut(&key(consumer, &event.id))
+        {
             record.0 = STATUS_COMPLETED;
         }
         Ok(())
@@ -200,7 +243,10 @@ impl IdempotencyStore for MemoryIdempotencyStore {
 
     async fn release(&self, consumer: &str, event: &Envelope) -> Result<(), String> {
         let mut records = self.records.lock().unwrap();
-        if records.get(&key(consumer, &event.id)).is_some_and(|r| r.0 == STATUS_IN_PROGRESS) {
+        if records
+            .get(&key(consumer, &event.id))
+            .is_some_and(|r| r.0 == STATUS_IN_PROGRESS)
+        {
             records.remove(&key(consumer, &event.id));
         }
         Ok(())

@@ -1,0 +1,47 @@
+# The two commands a newcomer needs: `make dev` and `make test`. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+SCRIPTS := infra/scripts
+
+.PHONY: help dev test build venv emulator emulator-reset stop lint bench provision
+
+help:
+	@echo "make dev    install what is missing, start the emulator and devstack, serve the API on 127.0.0.1:3000"
+	@echo "make test   lint, then every unit and integration test against the local stack"
+	@echo "make bench  benchmarks (release build), printed as a table"
+	@echo "make stop   stop the background emulator/devstack started by these targets"
+
+## dev: everything up, in the foreground; Ctrl-C stops devstack (the emulator keeps running).
+dev: venv build emulator
+	@echo "==> devstack: provisioning infra/template.yaml and starting the API (Ctrl-C to stop)"
+	target/debug/devstack up
+
+test:
+	$(SCRIPTS)/test.sh
+
+build:
+	cargo build --workspace --bins
+
+venv:
+	@$(SCRIPTS)/venv.sh
+
+emulator:
+	@$(SCRIPTS)/emulator.sh start
+
+emulator-reset:
+	@$(SCRIPTS)/emulator.sh reset
+
+provision: venv build emulator
+	target/debug/devstack provision
+
+stop:
+	@$(SCRIPTS)/devstack.sh stop
+	@$(SCRIPTS)/emulator.sh stop
+
+lint: venv
+	cargo fmt --all -- --check
+	.venv/bin/cfn-lint infra/template.yaml
+	cargo clippy --workspace --all-targets -- -D warnings
+
+bench: venv
+	bench/run.sh

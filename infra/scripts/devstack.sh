@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# devstack in the background, for the tests and benchmarks.
+#   start: reuse a devstack already serving on $DEVSTACK_API_ADDR (default 127.0.0.1:3000),
+#          or start target/debug/devstack up and wait until it serves
+#   stop:  stop it, if this script started it
+source "$(dirname "$0")/common.sh"
+pidfile="$STATE_DIR/devstack.pid"
+log="$STATE_DIR/devstack.log"
+bin_dir="${DEVSTACK_BIN_DIR:-$ROOT/target/debug}"
+case "${1:-start}" in
+  start)
+    host=${API_ADDR%:*} port=${API_ADDR##*:}
+    if [[ -f "$STATE_DIR/ready" ]] && port_open "$host" "$port"; then
+      echo "==> devstack: reusing the one serving on $API_ADDR (restart it after rebuilding functions)"
+      exit 0
+    fi
+    rm -f "$STATE_DIR/ready"
+    echo "==> devstack: starting on $API_ADDR (log: .devstack/devstack.log)"
+    cd "$ROOT"
+    nohup "$bin_dir/devstack" up --listen "$API_ADDR" --bin-dir "$bin_dir" >"$log" 2>&1 &
+    echo $! > "$pidfile"
+    alive() { kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+    ready() { [[ -f "$STATE_DIR/ready" ]] || { alive || return 2; false; }; }
+    if ! wait_for 120 "devstack" ready; then
+      echo "--- devstack log ---" >&2; tail -30 "$log" >&2; exit 1
+    fi
+    ;;
+  stop)
+    if [[ -f "$pidfile" ]]; then
+      pid=$(cat "$pidfile")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+      rm -f "$pidfile" "$STATE_DIR/ready"
+      echo "==> devstack: stopped"
+    fi
+    ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
