@@ -420,4 +420,21 @@ mod tests {
         );
         assert_eq!(queue_url_from_arn("nonsense"), None);
     }
+
+    #[tokio::test]
+    async fn the_catalog_sqs_trigger_decodes_and_fails_only_its_bad_record() {
+        let path = format!(
+            "{}/../events/triggers/sqs-product-created.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let batch: SqsEvent =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let c = consumer();
+        let response = c.run(batch).await;
+        assert_eq!(
+            failed_ids(&response),
+            vec!["9c1f4c1e-2222-4a4e-9d51-3a8f0c2b7e02"]
+        );
+        assert_eq!(c.handler.seen.lock().unwrap().len(), 1);
+    }
 }

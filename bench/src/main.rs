@@ -1,0 +1,240 @@
+//! `make bench`: what a function costs, measured against a baseline taken in the same run.
+//!
+//! - Cold start of the release `products-api` binary, from process start to its first Runtime API
+//!   request (init) and to its first response, against the same handler in Python with boto3.
+//! - Warm invoke latency of `GET /api/v1/products/{id}` through devstack, against the emulator's
+//!   own `GetItem` latency (what the handler does inside).
+//!
+//! Figures are medians (and p99 where it means something) because these machines are shared.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use aws_sdk_dynamodb::types::AttributeValue;
+use axum::body::Bytes;
+use devstack::functions::FunctionSpec;
+use devstack::runtime::{FunctionPool, Output};
+use devstack::stack::Stack;
+use devstack::Clients;
+use serde_json::json;
+
+struct Args {
+    api: String,
+    cold_runs: usize,
+    warm_requests: usize,
+}
+
+fn args() -> Result<Args> {
+    let mut out = Args {
+        api: "http://127.0.0.1:3000".into(),
+        cold_runs: 15,
+        warm_requests: 300,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = || it.next().context("missing value");
+        match a.as_str() {
+            "--api" => out.api = value()?,
+            "--cold-runs" => out.cold_runs = value()?.parse()?,
+            "--warm-requests" => out.warm_requests = value()?.parse()?,
+            other => {
+                bail!("unknown argument {other}; use --api URL --cold-runs N --warm-requests N")
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[i]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = args()?;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let stack = Stack::load(&root.join(".devstack/stack.json"))?;
+    let clients = Clients::connect(&stack.endpoint, &stack.region).await;
+    let http = reqwest::Client::new();
+    let table = stack.physical_id("ProductsTable")?.to_string();
+
+    // One product to read.
+    let created: serde_json::Value = http
+        .post(format!("{}/api/v1/products", args.api))
+        .json(&json!({"seller_id": "bench", "name": "Bench cup", "category": "kitchen", "price": {"amount": 100, "currency": "JPY"}, "stock_quantity": 1}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let id = created["id"].as_str().context("no id")?.to_string();
+    let event = Bytes::from(
+        json!({
+            "resource": "/api/v1/products/{id}", "path": format!("/api/v1/products/{id}"), "httpMethod": "GET",
+            "headers": {}, "multiValueHeaders": {}, "pathParameters": {"id": id},
+            "requestContext": {"requestId": "bench", "stage": "dev", "httpMethod": "GET", "resourcePath": "/api/v1/products/{id}", "path": "/dev/api/v1/products/x", "accountId": "123456789012", "apiId": "bench", "identity": {"sourceIp": "127.0.0.1"}},
+            "body": null, "isBase64Encoded": false
+        })
+        .to_string(),
+    );
+
+    // ---- cold starts: Rust release binary vs Python + boto3, alternating to share the noise.
+    let local_env = BTreeMap::from([
+        ("AWS_ENDPOINT_URL".to_string(), stack.endpoint.clone()),
+        ("AWS_REGION".to_string(), stack.region.clone()),
+        ("AWS_DEFAULT_REGION".to_string(), stack.region.clone()),
+        ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
+    ]);
+    let spec = |name: &str, executable: PathBuf| FunctionSpec {
+        logical_id: name.into(),
+        name: name.into(),
+        arn: format!(
+            "arn:aws:lambda:{}:{}:function:{name}",
+            stack.region, stack.account_id
+        ),
+        binary: name.into(),
+        executable,
+        environment: BTreeMap::from([
+            ("PRODUCTS_TABLE".to_string(), table.clone()),
+            (
+                "PRODUCT_EVENTS_TOPIC_ARN".to_string(),
+                stack.physical_id("ProductEventsTopic").unwrap().to_string(),
+            ),
+            (
+                "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH".to_string(),
+                "true".to_string(),
+            ),
+            ("RUST_LOG".to_string(), "warn".to_string()),
+        ]),
+        timeout: Duration::from_secs(30),
+        memory_mb: 256,
+        max_concurrency: 1,
+        routes: vec![],
+        queues: vec![],
+    };
+    let rust = spec("products-api", root.join("target/release/products-api"));
+    let python = spec(
+        "products-api-python",
+        root.join("bench/python/bootstrap.py"),
+    );
+    if !rust.executable.is_file() {
+        bail!(
+            "{} is missing: run `cargo build --release -p products-api`",
+            rust.executable.display()
+        );
+    }
+    let mut cold: BTreeMap<&str, (Vec<Duration>, Vec<Duration>, Vec<u64>)> = BTreeMap::new();
+    for run in 0..args.cold_runs {
+        for (label, spec) in [("rust", &rust), ("python", &python)] {
+            let pool = FunctionPool::new(spec.clone(), local_env.clone(), Output::Quiet);
+            let invoked = pool
+                .invoke(event.clone())
+                .await
+                .with_context(|| format!("cold invoke of {label}"))?;
+            let status =
+                serde_json::from_slice::<serde_json::Value>(&invoked.body)?["statusCode"].as_u64();
+            if status != Some(200) {
+                bail!("{label} answered {status:?} on run {run}");
+            }
+            let entry = cold.entry(label).or_default();
+            entry
+                .0
+                .push(invoked.report.init.context("no init duration")?);
+            entry
+                .1
+                .push(invoked.report.cold_total.context("no cold total")?);
+            entry.2.push(invoked.report.max_memory_kb);
+            pool.stop_all();
+        }
+    }
+
+    // ---- warm: HTTP through devstack vs the emulator's GetItem alone.
+    let url = format!("{}/api/v1/products/{id}", args.api);
+    for _ in 0..20 {
+        http.get(&url).send().await?.error_for_status()?;
+    }
+    let mut through_devstack = Vec::with_capacity(args.warm_requests);
+    let mut get_item = Vec::with_capacity(args.warm_requests);
+    for _ in 0..args.warm_requests {
+        let t = Instant::now();
+        let response = http.get(&url).send().await?;
+        let ok = response.status().is_success();
+        response.bytes().await?;
+        through_devstack.push(t.elapsed());
+        if !ok {
+            bail!("warm GET failed");
+        }
+        let t = Instant::now();
+        clients
+            .ddb
+            .get_item()
+            .table_name(&table)
+            .key("id", AttributeValue::S(id.clone()))
+            .consistent_read(true)
+            .send()
+            .await?;
+        get_item.push(t.elapsed());
+    }
+
+    // ---- the table
+    let (r_init, r_total, r_mem) = cold.remove("rust").unwrap();
+    let (p_init, p_total, p_mem) = cold.remove("python").unwrap();
+    let med = |v: &Vec<Duration>| percentile(&mut v.clone(), 0.5);
+    let med_kb = |v: &Vec<u64>| {
+        let mut v = v.clone();
+        v.sort();
+        v[v.len() / 2]
+    };
+    let ratio = |a: Duration, b: Duration| format!("{:.1}x", b.as_secs_f64() / a.as_secs_f64());
+    println!();
+    println!("| benchmark ({} cold runs, {} warm requests) | project (Rust) | baseline | baseline / project |", args.cold_runs, args.warm_requests);
+    println!("|---|---|---|---|");
+    println!(
+        "| cold start: process start to first runtime API request, median | {} | {} (Python + boto3) | {} |",
+        ms(med(&r_init)),
+        ms(med(&p_init)),
+        ratio(med(&r_init), med(&p_init))
+    );
+    println!(
+        "| cold start: process start to first response (GET product), median | {} | {} (Python + boto3) | {} |",
+        ms(med(&r_total)),
+        ms(med(&p_total)),
+        ratio(med(&r_total), med(&p_total))
+    );
+    println!(
+        "| cold start: max memory, median | {} MB | {} MB (Python + boto3) | {:.1}x |",
+        med_kb(&r_mem).div_ceil(1024),
+        med_kb(&p_mem).div_ceil(1024),
+        med_kb(&p_mem) as f64 / med_kb(&r_mem).max(1) as f64
+    );
+    let (d50, d99) = (
+        percentile(&mut through_devstack, 0.5),
+        percentile(&mut through_devstack, 0.99),
+    );
+    let (g50, g99) = (
+        percentile(&mut get_item, 0.5),
+        percentile(&mut get_item, 0.99),
+    );
+    println!(
+        "| warm GET /api/v1/products/{{id}} through devstack, median | {} | {} (emulator GetItem alone) | {} |",
+        ms(d50),
+        ms(g50),
+        ratio(d50, g50)
+    );
+    println!(
+        "| warm GET /api/v1/products/{{id}} through devstack, p99 | {} | {} (emulator GetItem alone) | {} |",
+        ms(d99),
+        ms(g99),
+        ratio(d99, g99)
+    );
+    Ok(())
+}
