@@ -27,11 +27,7 @@ struct Args {
 }
 
 fn args() -> Result<Args> {
-    let mut out = Args {
-        api: "http://127.0.0.1:3000".into(),
-        cold_runs: 15,
-        warm_requests: 300,
-    };
+    let mut out = Args { api: "http://127.0.0.1:3000".into(), cold_runs: 15, warm_requests: 300 };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().context("missing value");
@@ -97,22 +93,13 @@ async fn main() -> Result<()> {
     let spec = |name: &str, executable: PathBuf| FunctionSpec {
         logical_id: name.into(),
         name: name.into(),
-        arn: format!(
-            "arn:aws:lambda:{}:{}:function:{name}",
-            stack.region, stack.account_id
-        ),
+        arn: format!("arn:aws:lambda:{}:{}:function:{name}", stack.region, stack.account_id),
         binary: name.into(),
         executable,
         environment: BTreeMap::from([
             ("PRODUCTS_TABLE".to_string(), table.clone()),
-            (
-                "PRODUCT_EVENTS_TOPIC_ARN".to_string(),
-                stack.physical_id("ProductEventsTopic").unwrap().to_string(),
-            ),
-            (
-                "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH".to_string(),
-                "true".to_string(),
-            ),
+            ("PRODUCT_EVENTS_TOPIC_ARN".to_string(), stack.physical_id("ProductEventsTopic").unwrap().to_string()),
+            ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH".to_string(), "true".to_string()),
             ("RUST_LOG".to_string(), "warn".to_string()),
         ]),
         timeout: Duration::from_secs(30),
@@ -122,36 +109,22 @@ async fn main() -> Result<()> {
         queues: vec![],
     };
     let rust = spec("products-api", root.join("target/release/products-api"));
-    let python = spec(
-        "products-api-python",
-        root.join("bench/python/bootstrap.py"),
-    );
+    let python = spec("products-api-python", root.join("bench/python/bootstrap.py"));
     if !rust.executable.is_file() {
-        bail!(
-            "{} is missing: run `cargo build --release -p products-api`",
-            rust.executable.display()
-        );
+        bail!("{} is missing: run `cargo build --release -p products-api`", rust.executable.display());
     }
     let mut cold: BTreeMap<&str, (Vec<Duration>, Vec<Duration>, Vec<u64>)> = BTreeMap::new();
     for run in 0..args.cold_runs {
         for (label, spec) in [("rust", &rust), ("python", &python)] {
             let pool = FunctionPool::new(spec.clone(), local_env.clone(), Output::Quiet);
-            let invoked = pool
-                .invoke(event.clone())
-                .await
-                .with_context(|| format!("cold invoke of {label}"))?;
-            let status =
-                serde_json::from_slice::<serde_json::Value>(&invoked.body)?["statusCode"].as_u64();
+            let invoked = pool.invoke(event.clone()).await.with_context(|| format!("cold invoke of {label}"))?;
+            let status = serde_json::from_slice::<serde_json::Value>(&invoked.body)?["statusCode"].as_u64();
             if status != Some(200) {
                 bail!("{label} answered {status:?} on run {run}");
             }
             let entry = cold.entry(label).or_default();
-            entry
-                .0
-                .push(invoked.report.init.context("no init duration")?);
-            entry
-                .1
-                .push(invoked.report.cold_total.context("no cold total")?);
+            entry.0.push(invoked.report.init.context("no init duration")?);
+            entry.1.push(invoked.report.cold_total.context("no cold total")?);
             entry.2.push(invoked.report.max_memory_kb);
             pool.stop_all();
         }
@@ -196,7 +169,10 @@ async fn main() -> Result<()> {
     };
     let ratio = |a: Duration, b: Duration| format!("{:.1}x", b.as_secs_f64() / a.as_secs_f64());
     println!();
-    println!("| benchmark ({} cold runs, {} warm requests) | project (Rust) | baseline | baseline / project |", args.cold_runs, args.warm_requests);
+    println!(
+        "| benchmark ({} cold runs, {} warm requests) | project (Rust) | baseline | baseline / project |",
+        args.cold_runs, args.warm_requests
+    );
     println!("|---|---|---|---|");
     println!(
         "| cold start: process start to first runtime API request, median | {} | {} (Python + boto3) | {} |",
@@ -216,14 +192,8 @@ async fn main() -> Result<()> {
         med_kb(&p_mem).div_ceil(1024),
         med_kb(&p_mem) as f64 / med_kb(&r_mem).max(1) as f64
     );
-    let (d50, d99) = (
-        percentile(&mut through_devstack, 0.5),
-        percentile(&mut through_devstack, 0.99),
-    );
-    let (g50, g99) = (
-        percentile(&mut get_item, 0.5),
-        percentile(&mut get_item, 0.99),
-    );
+    let (d50, d99) = (percentile(&mut through_devstack, 0.5), percentile(&mut through_devstack, 0.99));
+    let (g50, g99) = (percentile(&mut get_item, 0.5), percentile(&mut get_item, 0.99));
     println!(
         "| warm GET /api/v1/products/{{id}} through devstack, median | {} | {} (emulator GetItem alone) | {} |",
         ms(d50),

@@ -51,11 +51,7 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff {
-            initial: Duration::from_secs(1),
-            multiplier: 2,
-            max: Duration::from_secs(60),
-        }
+        Backoff { initial: Duration::from_secs(1), multiplier: 2, max: Duration::from_secs(60) }
     }
 }
 
@@ -63,9 +59,7 @@ impl Backoff {
     /// The delay before delivery number `receive_count + 1`.
     pub fn delay(&self, receive_count: u32) -> Duration {
         let exp = receive_count.saturating_sub(1).min(16);
-        self.initial
-            .saturating_mul(self.multiplier.saturating_pow(exp))
-            .min(self.max)
+        self.initial.saturating_mul(self.multiplier.saturating_pow(exp)).min(self.max)
     }
 }
 
@@ -98,15 +92,10 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
         for record in &batch.records {
             let message_id = record.message_id.clone().unwrap_or_default();
             if let Err(err) = self.process(record).await {
-                let receive_count = record
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1);
+                let receive_count =
+                    record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
                 tracing::error!(message_id = %message_id, receive_count, error = %err, "record failed");
-                self.retries
-                    .retry_after(record, self.backoff.delay(receive_count))
-                    .await;
+                self.retries.retry_after(record, self.backoff.delay(receive_count)).await;
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = message_id;
                 response.batch_item_failures.push(failure);
@@ -125,12 +114,7 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
             correlation_id = %event.metadata.correlation_id.as_deref().unwrap_or(""),
         );
         async {
-            match self
-                .idempotency
-                .claim(&self.name, &event)
-                .await
-                .map_err(RecordError::Store)?
-            {
+            match self.idempotency.claim(&self.name, &event).await.map_err(RecordError::Store)? {
                 Claim::AlreadyProcessed => {
                     tracing::info!("duplicate delivery, already processed");
                     return Ok(());
@@ -140,10 +124,7 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
             }
             match self.handler.handle(&event).await {
                 Ok(()) => {
-                    self.idempotency
-                        .complete(&self.name, &event)
-                        .await
-                        .map_err(RecordError::Store)?;
+                    self.idempotency.complete(&self.name, &event).await.map_err(RecordError::Store)?;
                     tracing::info!("event processed");
                     Ok(())
                 }
@@ -163,23 +144,15 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
 
 /// Decodes a record's body: the envelope itself (raw delivery) or inside an SNS notification.
 fn decode_record(record: &SqsMessage) -> Result<Envelope, RecordError> {
-    let body = record
-        .body
-        .as_deref()
-        .ok_or_else(|| RecordError::Undecodable("empty body".into()))?;
-    let value: Value =
-        serde_json::from_str(body).map_err(|e| RecordError::Undecodable(e.to_string()))?;
-    let value = match (
-        value.get("Type").and_then(Value::as_str),
-        value.get("Message").and_then(Value::as_str),
-    ) {
+    let body = record.body.as_deref().ok_or_else(|| RecordError::Undecodable("empty body".into()))?;
+    let value: Value = serde_json::from_str(body).map_err(|e| RecordError::Undecodable(e.to_string()))?;
+    let value = match (value.get("Type").and_then(Value::as_str), value.get("Message").and_then(Value::as_str)) {
         (Some("Notification"), Some(message)) => {
             serde_json::from_str(message).map_err(|e| RecordError::Undecodable(e.to_string()))?
         }
         _ => value,
     };
-    serde_json::from_value(value)
-        .map_err(|e| RecordError::Undecodable(format!("not an event envelope: {e}")))
+    serde_json::from_value(value).map_err(|e| RecordError::Undecodable(format!("not an event envelope: {e}")))
 }
 
 /// Shortens a failed record's visibility through `ChangeMessageVisibility`.
@@ -198,19 +171,16 @@ impl SqsRetryScheduler {
 pub fn queue_url_from_arn(arn: &str) -> Option<String> {
     let parts: Vec<&str> = arn.split(':').collect();
     match parts.as_slice() {
-        ["arn", _, "sqs", region, account, name] => Some(format!(
-            "https://sqs.{region}.amazonaws.com/{account}/{name}"
-        )),
+        ["arn", _, "sqs", region, account, name] => {
+            Some(format!("https://sqs.{region}.amazonaws.com/{account}/{name}"))
+        }
         _ => None,
     }
 }
 
 impl RetryScheduler for SqsRetryScheduler {
     async fn retry_after(&self, record: &SqsMessage, delay: Duration) {
-        let (Some(arn), Some(receipt)) = (
-            record.event_source_arn.as_deref(),
-            record.receipt_handle.as_deref(),
-        ) else {
+        let (Some(arn), Some(receipt)) = (record.event_source_arn.as_deref(), record.receipt_handle.as_deref()) else {
             return;
         };
         let Some(queue_url) = queue_url_from_arn(arn) else {
@@ -256,14 +226,11 @@ pub async fn run_sqs_consumer<H: EventHandler + 'static>(
     });
     // Boxed: the runtime's future is deep enough to overflow the compiler's layout recursion limit
     // when nested in the caller's `main`.
-    Box::pin(lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
-            let consumer = consumer.clone();
-            let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-            async move { Ok::<_, lambda_runtime::Error>(consumer.run(event.payload).await) }
-                .instrument(span)
-        },
-    )))
+    Box::pin(lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+        let consumer = consumer.clone();
+        let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+        async move { Ok::<_, lambda_runtime::Error>(consumer.run(event.payload).await) }.instrument(span)
+    })))
     .await
 }
 
@@ -282,10 +249,7 @@ mod tests {
 
     impl EventHandler for Recorder {
         async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
-            let id = event.data["product_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let id = event.data["product_id"].as_str().unwrap_or_default().to_string();
             if id.starts_with("fail") {
                 return Err(HandlerError::new("refused"));
             }
@@ -311,10 +275,7 @@ mod tests {
             name: "n".into(),
             description: String::new(),
             category: "c".into(),
-            price: Money {
-                amount: 1,
-                currency: "JPY".into(),
-            },
+            price: Money { amount: 1, currency: "JPY".into() },
             stock_quantity: 1,
         };
         serde_json::to_string(&Envelope::new("test", data).into_untyped()).unwrap()
@@ -334,10 +295,7 @@ mod tests {
     }
 
     fn failed_ids(r: &SqsBatchResponse) -> Vec<String> {
-        r.batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.clone())
-            .collect()
+        r.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect()
     }
 
     #[tokio::test]
@@ -361,18 +319,10 @@ mod tests {
         let c = consumer();
         let body = event_body("once");
         let r1 = c.run(batch(vec![record("m1", &body)])).await;
-        let r2 = c
-            .run(batch(vec![record("m2", &body), record("m3", &body)]))
-            .await;
+        let r2 = c.run(batch(vec![record("m2", &body), record("m3", &body)])).await;
         assert!(r1.batch_item_failures.is_empty() && r2.batch_item_failures.is_empty());
         assert_eq!(*c.handler.seen.lock().unwrap(), vec!["once"]);
-        assert_eq!(
-            c.idempotency.duplicates(
-                "test-consumer",
-                &serde_json::from_str::<Envelope>(&body).unwrap().id
-            ),
-            2
-        );
+        assert_eq!(c.idempotency.duplicates("test-consumer", &serde_json::from_str::<Envelope>(&body).unwrap().id), 2);
     }
 
     #[tokio::test]
@@ -390,8 +340,7 @@ mod tests {
     async fn unwraps_a_non_raw_sns_notification() {
         let c = consumer();
         let inner = event_body("wrapped");
-        let sns = serde_json::json!({"Type": "Notification", "MessageId": "x", "Message": inner})
-            .to_string();
+        let sns = serde_json::json!({"Type": "Notification", "MessageId": "x", "Message": inner}).to_string();
         let response = c.run(batch(vec![record("m1", &sns)])).await;
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(*c.handler.seen.lock().unwrap(), vec!["wrapped"]);
@@ -399,11 +348,7 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let b = Backoff {
-            initial: Duration::from_secs(1),
-            multiplier: 2,
-            max: Duration::from_secs(10),
-        };
+        let b = Backoff { initial: Duration::from_secs(1), multiplier: 2, max: Duration::from_secs(10) };
         assert_eq!(b.delay(1), Duration::from_secs(1));
         assert_eq!(b.delay(2), Duration::from_secs(2));
         assert_eq!(b.delay(4), Duration::from_secs(8));
@@ -414,8 +359,7 @@ mod tests {
     #[test]
     fn queue_url_from_an_arn() {
         assert_eq!(
-            queue_url_from_arn("arn:aws:sqs:us-east-1:123456789012:analytics-event-queue")
-                .as_deref(),
+            queue_url_from_arn("arn:aws:sqs:us-east-1:123456789012:analytics-event-queue").as_deref(),
             Some("https://sqs.us-east-1.amazonaws.com/123456789012/analytics-event-queue")
         );
         assert_eq!(queue_url_from_arn("nonsense"), None);
@@ -423,18 +367,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_catalog_sqs_trigger_decodes_and_fails_only_its_bad_record() {
-        let path = format!(
-            "{}/../events/triggers/sqs-product-created.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let batch: SqsEvent =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let path = format!("{}/../events/triggers/sqs-product-created.json", env!("CARGO_MANIFEST_DIR"));
+        let batch: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let c = consumer();
         let response = c.run(batch).await;
-        assert_eq!(
-            failed_ids(&response),
-            vec!["9c1f4c1e-2222-4a4e-9d51-3a8f0c2b7e02"]
-        );
+        assert_eq!(failed_ids(&response), vec!["9c1f4c1e-2222-4a4e-9d51-3a8f0c2b7e02"]);
         assert_eq!(c.handler.seen.lock().unwrap().len(), 1);
     }
 }

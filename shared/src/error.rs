@@ -67,12 +67,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            message: message.into(),
-            details: Map::new(),
-            request_id: None,
-        }
+        ApiError { code, message: message.into(), details: Map::new(), request_id: None }
     }
 
     /// Adds one entry to `details`.
@@ -84,12 +79,9 @@ impl ApiError {
     pub fn invalid_field(field: impl Into<String>, reason: impl Into<String>) -> Self {
         let field = field.into();
         let reason = reason.into();
-        ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("invalid field `{field}`: {reason}"),
-        )
-        .with_detail("field", field)
-        .with_detail("reason", reason)
+        ApiError::new(ErrorCode::InvalidRequest, format!("invalid field `{field}`: {reason}"))
+            .with_detail("field", field)
+            .with_detail("reason", reason)
     }
 
     pub fn not_found(what: &str, id: &str) -> Self {
@@ -107,10 +99,7 @@ impl ApiError {
     /// A dependency (table, topic, another service) could not be reached.
     pub fn unavailable(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "dependency unavailable");
-        ApiError::new(
-            ErrorCode::ServiceUnavailable,
-            "a dependency is unavailable, retry later",
-        )
+        ApiError::new(ErrorCode::ServiceUnavailable, "a dependency is unavailable, retry later")
     }
 
     pub fn status(&self) -> StatusCode {
@@ -137,9 +126,7 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, axum::Json(&self)).into_response();
         if let Some(id) = self.request_id.as_deref().and_then(|id| id.parse().ok()) {
-            response
-                .headers_mut()
-                .insert(crate::http::REQUEST_ID_HEADER, id);
+            response.headers_mut().insert(crate::http::REQUEST_ID_HEADER, id);
         }
         response
     }
@@ -165,21 +152,15 @@ mod tests {
         for (code, status, name) in cases {
             assert_eq!(code.status().as_u16(), status, "{name}");
             assert_eq!(code.as_str(), name);
-            assert_eq!(
-                serde_json::to_value(code).unwrap(),
-                Value::String(name.into())
-            );
+            assert_eq!(serde_json::to_value(code).unwrap(), Value::String(name.into()));
         }
     }
 
     #[test]
     fn body_has_code_message_details_and_request_id() {
         let err = ApiError::invalid_field("price.amount", "must not be negative");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let response = rt
-            .block_on(crate::http::REQUEST_ID.scope("req-1".into(), async { err.into_response() }));
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let response = rt.block_on(crate::http::REQUEST_ID.scope("req-1".into(), async { err.into_response() }));
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert_eq!(response.headers()[crate::http::REQUEST_ID_HEADER], "req-1");
         let body = rt.block_on(async {

@@ -48,8 +48,7 @@ pub trait DomainEvent: Serialize + DeserializeOwned {
 impl<T: DomainEvent> Envelope<T> {
     /// Wraps `data` in a new envelope carrying the current correlation id (or a new one).
     pub fn new(source: &str, data: T) -> Self {
-        let correlation_id = crate::http::current_correlation_id()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let correlation_id = crate::http::current_correlation_id().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         Envelope {
             id: uuid::Uuid::now_v7().to_string(),
             event_type: T::TYPE.to_string(),
@@ -175,16 +174,13 @@ pub struct SnsPublisher {
 impl SnsPublisher {
     /// Reads the ARNs of the given topics from the environment (`*_EVENTS_TOPIC_ARN`).
     pub fn from_env(client: aws_sdk_sns::Client, topics: &[Topic]) -> Result<Self, MissingEnv> {
-        let topic_arns = topics
-            .iter()
-            .map(|t| Ok((*t, required_env(t.arn_env())?)))
-            .collect::<Result<_, MissingEnv>>()?;
+        let topic_arns =
+            topics.iter().map(|t| Ok((*t, required_env(t.arn_env())?))).collect::<Result<_, MissingEnv>>()?;
         Ok(SnsPublisher { client, topic_arns })
     }
 
     fn topic_arn(&self, event_type: &str) -> Result<&str, PublishError> {
-        let topic = Topic::for_event_type(event_type)
-            .ok_or_else(|| PublishError::UnknownTopic(event_type.into()))?;
+        let topic = Topic::for_event_type(event_type).ok_or_else(|| PublishError::UnknownTopic(event_type.into()))?;
         self.topic_arns
             .iter()
             .find(|(t, _)| *t == topic)
@@ -194,11 +190,7 @@ impl SnsPublisher {
 }
 
 fn string_attribute(value: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .expect("data type is set")
+    MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data type is set")
 }
 
 impl EventPublisher for SnsPublisher {
@@ -213,8 +205,7 @@ impl EventPublisher for SnsPublisher {
             .message_attributes("type", string_attribute(&event.event_type))
             .message_attributes("source", string_attribute(&event.source));
         if let Some(correlation_id) = &event.metadata.correlation_id {
-            request =
-                request.message_attributes("correlation_id", string_attribute(correlation_id));
+            request = request.message_attributes("correlation_id", string_attribute(correlation_id));
         }
         request.send().await.map_err(|e| PublishError::Sns {
             event_type: event.event_type.clone(),
@@ -236,10 +227,7 @@ pub struct RecordingPublisher {
 impl EventPublisher for RecordingPublisher {
     async fn publish(&self, event: &Envelope) -> Result<(), PublishError> {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(PublishError::Sns {
-                event_type: event.event_type.clone(),
-                message: "injected failure".into(),
-            });
+            return Err(PublishError::Sns { event_type: event.event_type.clone(), message: "injected failure".into() });
         }
         self.published.lock().unwrap().push(event.clone());
         Ok(())
@@ -257,19 +245,13 @@ mod tests {
             name: "Tea cup".into(),
             description: "Porcelain".into(),
             category: "kitchen".into(),
-            price: Money {
-                amount: 1200,
-                currency: "JPY".into(),
-            },
+            price: Money { amount: 1200, currency: "JPY".into() },
             stock_quantity: 5,
         }
     }
 
     fn schema(name: &str) -> Value {
-        let path = format!(
-            "{}/../events/schemas/{name}.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../events/schemas/{name}.json", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
     }
 
@@ -285,12 +267,10 @@ mod tests {
 
     #[test]
     fn envelope_carries_the_current_correlation_id() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let env = rt.block_on(crate::http::CORRELATION_ID.scope("corr-7".into(), async {
-            Envelope::new("products-api", sample())
-        }));
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let env = rt.block_on(
+            crate::http::CORRELATION_ID.scope("corr-7".into(), async { Envelope::new("products-api", sample()) }),
+        );
         assert_eq!(env.metadata.correlation_id.as_deref(), Some("corr-7"));
     }
 
@@ -312,10 +292,7 @@ mod tests {
         assert!(
             validator.is_valid(&json),
             "{:?}",
-            validator
-                .iter_errors(&json)
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
+            validator.iter_errors(&json).map(|e| e.to_string()).collect::<Vec<_>>()
         );
         let mut broken = json.clone();
         broken["data"]["price"]["amount"] = Value::from("12");
@@ -329,13 +306,9 @@ mod tests {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_stem().unwrap().to_str().unwrap().to_string();
-            let example: Value =
-                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let example: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             let validator = jsonschema::validator_for(&schema(&name)).unwrap();
-            assert!(
-                validator.is_valid(&example),
-                "example {name} does not match its schema"
-            );
+            assert!(validator.is_valid(&example), "example {name} does not match its schema");
             assert_eq!(example["type"], name.as_str());
             seen += 1;
         }
@@ -344,14 +317,8 @@ mod tests {
 
     #[test]
     fn topics_by_noun() {
-        assert_eq!(
-            Topic::for_event_type("product.created"),
-            Some(Topic::ProductEvents)
-        );
-        assert_eq!(
-            Topic::for_event_type("order.paid"),
-            Some(Topic::OrderEvents)
-        );
+        assert_eq!(Topic::for_event_type("product.created"), Some(Topic::ProductEvents));
+        assert_eq!(Topic::for_event_type("order.paid"), Some(Topic::OrderEvents));
         assert_eq!(Topic::for_event_type("user.login"), Some(Topic::UserEvents));
         assert_eq!(Topic::for_event_type("weird"), None);
     }

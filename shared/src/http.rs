@@ -44,17 +44,13 @@ pub async fn request_ids(request: Request, next: Next) -> Response {
                 .filter(|v| !v.is_empty() && v.len() <= 128)
                 .map(str::to_string)
         };
-        let gateway_id = request
-            .extensions()
-            .get::<RequestContext>()
-            .and_then(|ctx| match ctx {
-                RequestContext::ApiGatewayV1(c) => c.request_id.clone(),
-                #[allow(unreachable_patterns)]
-                _ => None,
-            });
-        let request_id = gateway_id
-            .or_else(|| header(REQUEST_ID_HEADER))
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let gateway_id = request.extensions().get::<RequestContext>().and_then(|ctx| match ctx {
+            RequestContext::ApiGatewayV1(c) => c.request_id.clone(),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        });
+        let request_id =
+            gateway_id.or_else(|| header(REQUEST_ID_HEADER)).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let correlation_id = header(CORRELATION_ID_HEADER).unwrap_or_else(|| request_id.clone());
         (request_id, correlation_id)
     };
@@ -66,10 +62,7 @@ pub async fn request_ids(request: Request, next: Next) -> Response {
         path = %request.uri().path(),
     );
     let mut response = REQUEST_ID
-        .scope(
-            request_id.clone(),
-            CORRELATION_ID.scope(correlation_id.clone(), next.run(request).instrument(span)),
-        )
+        .scope(request_id.clone(), CORRELATION_ID.scope(correlation_id.clone(), next.run(request).instrument(span)))
         .await;
     let headers = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
@@ -83,10 +76,7 @@ pub async fn request_ids(request: Request, next: Next) -> Response {
 
 /// The answer for a route no handler serves.
 pub async fn route_not_found(request: Request) -> ApiError {
-    ApiError::new(
-        ErrorCode::NotFound,
-        format!("no route for {} {}", request.method(), request.uri().path()),
-    )
+    ApiError::new(ErrorCode::NotFound, format!("no route for {} {}", request.method(), request.uri().path()))
 }
 
 /// A JSON body, decoded with the path of the offending field reported in `details.field`.
@@ -101,9 +91,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| {
-                ApiError::new(ErrorCode::InvalidRequest, format!("unreadable body: {e}"))
-            })?;
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("unreadable body: {e}")))?;
         decode_json(&bytes).map(JsonBody)
     }
 }
@@ -111,11 +99,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 /// Decodes `bytes` as `T`, turning serde's error into an [`ApiError`] that names the field.
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "the request body is empty; a JSON object is required",
-        )
-        .with_detail("reason", "empty body"));
+        return Err(ApiError::new(ErrorCode::InvalidRequest, "the request body is empty; a JSON object is required")
+            .with_detail("reason", "empty body"));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
@@ -123,13 +108,10 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = err.into_inner();
         let reason = inner.to_string();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("malformed JSON: {reason}"),
-            )
-            .with_detail("reason", "malformed JSON")
-            .with_detail("line", inner.line())
-            .with_detail("column", inner.column());
+            return ApiError::new(ErrorCode::InvalidRequest, format!("malformed JSON: {reason}"))
+                .with_detail("reason", "malformed JSON")
+                .with_detail("line", inner.line())
+                .with_detail("column", inner.column());
         }
         // serde reports a missing field at the path of the object that lacks it.
         let field = match missing_field_name(&reason) {
@@ -138,12 +120,9 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             None => path,
         };
         let reason = strip_position(&reason);
-        ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("invalid field `{field}`: {reason}"),
-        )
-        .with_detail("field", field)
-        .with_detail("reason", reason)
+        ApiError::new(ErrorCode::InvalidRequest, format!("invalid field `{field}`: {reason}"))
+            .with_detail("field", field)
+            .with_detail("reason", reason)
     })
 }
 
@@ -189,10 +168,7 @@ mod tests {
     fn names_the_field_of_the_wrong_type() {
         let e = err_of(r#"{"name":"x","price":{"amount":"ten","currency":"JPY"}}"#);
         assert_eq!(e.details["field"], "price.amount");
-        assert!(e.details["reason"]
-            .as_str()
-            .unwrap()
-            .contains("invalid type"));
+        assert!(e.details["reason"].as_str().unwrap().contains("invalid type"));
     }
 
     #[test]

@@ -30,28 +30,10 @@ mod tests {
 
     #[test]
     fn validates_amount_and_currency() {
-        let ok = Money {
-            amount: 1200,
-            currency: "JPY".into(),
-        };
+        let ok = Money { amount: 1200, currency: "JPY".into() };
         assert!(ok.validate().is_ok());
-        assert!(Money {
-            amount: -1,
-            ..ok.clone()
-        }
-        .validate()
-        .is_err());
-        assert!(Money {
-            currency: "jpy".into(),
-            ..ok.clone()
-        }
-        .validate()
-        .is_err());
-        assert!(Money {
-            currency: "YEN!".into(),
-            ..ok
-        }
-        .validate()
-        .is_err());
+        assert!(Money { amount: -1, ..ok.clone() }.validate().is_err());
+        assert!(Money { currency: "jpy".into(), ..ok.clone() }.validate().is_err());
+        assert!(Money { currency: "YEN!".into(), ..ok }.validate().is_err());
     }
 }

@@ -14,8 +14,5 @@ pub fn init_logging() {
         .with_span_list(false)
         .with_target(false)
         .with_ansi(false);
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(json)
-        .try_init();
+    let _ = tracing_subscriber::registry().with(filter).with(json).try_init();
 }

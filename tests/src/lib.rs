@@ -14,10 +14,7 @@ use devstack::Clients;
 use serde_json::Value;
 
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// Everything a test needs to talk to the running stack.
@@ -32,21 +29,15 @@ impl Local {
     /// Connects to the running stack, or fails with what to run first.
     pub async fn connect() -> Local {
         let root = workspace_root();
-        let state = std::env::var("DEVSTACK_STATE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| root.join(".devstack/stack.json"));
-        let stack =
-            Stack::load(&state).expect("no provisioned stack: run the tests with `make test`");
-        let api = std::env::var("DEVSTACK_URL").ok().or_else(|| std::fs::read_to_string(root.join(".devstack/ready")).ok()).expect(
-            "devstack is not running (.devstack/ready is missing): run the tests with `make test`",
-        );
+        let state =
+            std::env::var("DEVSTACK_STATE").map(PathBuf::from).unwrap_or_else(|_| root.join(".devstack/stack.json"));
+        let stack = Stack::load(&state).expect("no provisioned stack: run the tests with `make test`");
+        let api = std::env::var("DEVSTACK_URL")
+            .ok()
+            .or_else(|| std::fs::read_to_string(root.join(".devstack/ready")).ok())
+            .expect("devstack is not running (.devstack/ready is missing): run the tests with `make test`");
         let aws = Clients::connect(&stack.endpoint, &stack.region).await;
-        Local {
-            stack,
-            aws,
-            api: api.trim().to_string(),
-            http: reqwest::Client::new(),
-        }
+        Local { stack, aws, api: api.trim().to_string(), http: reqwest::Client::new() }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -55,24 +46,14 @@ impl Local {
 
     /// The `Ref` of a resource: a table name, a queue URL, a topic ARN.
     pub fn id(&self, logical_id: &str) -> String {
-        self.stack
-            .physical_id(logical_id)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .to_string()
+        self.stack.physical_id(logical_id).unwrap_or_else(|e| panic!("{e}")).to_string()
     }
 
     /// Sends a request and returns the status and the JSON body (`Null` when not JSON).
-    pub async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&str>,
-    ) -> (u16, Value) {
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> (u16, Value) {
         let mut request = self.http.request(method, self.url(path));
         if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
+            request = request.header("content-type", "application/json").body(body.to_string());
         }
         let response = request.send().await.expect("the API answers");
         let status = response.status().as_u16();
@@ -85,12 +66,7 @@ impl Local {
         table_logical_id: &str,
         key: &[(&str, &str)],
     ) -> Option<std::collections::HashMap<String, AttributeValue>> {
-        let mut request = self
-            .aws
-            .ddb
-            .get_item()
-            .table_name(self.id(table_logical_id))
-            .consistent_read(true);
+        let mut request = self.aws.ddb.get_item().table_name(self.id(table_logical_id)).consistent_read(true);
         for (k, v) in key {
             request = request.key(*k, AttributeValue::S(v.to_string()));
         }
@@ -98,12 +74,7 @@ impl Local {
     }
 
     /// A numeric attribute of an item, if both exist.
-    pub async fn number(
-        &self,
-        table_logical_id: &str,
-        key: &[(&str, &str)],
-        attribute: &str,
-    ) -> Option<i64> {
+    pub async fn number(&self, table_logical_id: &str, key: &[(&str, &str)], attribute: &str) -> Option<i64> {
         let item = self.get_item(table_logical_id, key).await?;
         item.get(attribute)?.as_n().ok()?.parse().ok()
     }

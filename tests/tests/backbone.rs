@@ -11,17 +11,12 @@ use serde_json::{json, Value};
 const FAN_OUT: Duration = Duration::from_secs(20);
 
 fn seller_count_key(seller: &str, event_type: &str) -> [(&'static str, String); 2] {
-    [
-        ("pk", format!("seller#{seller}")),
-        ("sk", format!("type#{event_type}")),
-    ]
+    [("pk", format!("seller#{seller}")), ("sk", format!("type#{event_type}"))]
 }
 
 async fn seller_count(local: &Local, seller: &str, event_type: &str) -> Option<i64> {
     let [(a, av), (b, bv)] = seller_count_key(seller, event_type);
-    local
-        .number("AnalyticsTable", &[(a, &av), (b, &bv)], "count")
-        .await
+    local.number("AnalyticsTable", &[(a, &av), (b, &bv)], "count").await
 }
 
 fn envelope(event_type: &str, data: Value) -> Value {
@@ -57,33 +52,20 @@ async fn publish(local: &Local, topic: &str, event: &Value) {
 async fn created_product_is_readable_and_reaches_both_consumers() {
     let local = Local::connect().await;
     let seller = unique("seller");
-    let (status, created) = local
-        .call(
-            Method::POST,
-            "/api/v1/products",
-            Some(&product_body(&seller, "Arita tea cup")),
-        )
-        .await;
+    let (status, created) =
+        local.call(Method::POST, "/api/v1/products", Some(&product_body(&seller, "Arita tea cup"))).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().expect("id").to_string();
 
-    let (status, got) = local
-        .call(Method::GET, &format!("/api/v1/products/{id}"), None)
-        .await;
+    let (status, got) = local.call(Method::GET, &format!("/api/v1/products/{id}"), None).await;
     assert_eq!(status, 200);
     assert_eq!(got, created);
     assert_eq!(got["stock"]["available"], 7);
 
     // The search indexer (search-index-queue) indexed it...
-    let doc = eventually(
-        FAN_OUT,
-        "the search indexer to index the product",
-        || async {
-            local
-                .get_item("SearchIndexTable", &[("product_id", &id)])
-                .await
-        },
-    )
+    let doc = eventually(FAN_OUT, "the search indexer to index the product", || async {
+        local.get_item("SearchIndexTable", &[("product_id", &id)]).await
+    })
     .await;
     assert_eq!(doc["name"].as_s().unwrap(), "Arita tea cup");
     assert_eq!(doc["seller_id"].as_s().unwrap(), &seller);
@@ -101,36 +83,21 @@ async fn an_event_excluded_by_a_filter_policy_never_reaches_that_queue() {
     let seller = unique("seller");
     // `product.viewed` passes the analytics subscription (prefix `product.`) but not the search
     // index subscription (an explicit list of types).
-    let viewed = envelope(
-        "product.viewed",
-        json!({"product_id": unique("p"), "seller_id": seller}),
-    );
+    let viewed = envelope("product.viewed", json!({"product_id": unique("p"), "seller_id": seller}));
     publish(&local, "ProductEventsTopic", &viewed).await;
     let id = viewed["id"].as_str().unwrap();
 
     let analytics_key = format!("analytics-consumer#{id}");
-    eventually(
-        FAN_OUT,
-        "the analytics consumer to process product.viewed",
-        || async {
-            local
-                .get_item("IdempotencyTable", &[("pk", &analytics_key)])
-                .await
-        },
-    )
+    eventually(FAN_OUT, "the analytics consumer to process product.viewed", || async {
+        local.get_item("IdempotencyTable", &[("pk", &analytics_key)]).await
+    })
     .await;
-    assert_eq!(
-        seller_count(&local, &seller, "product.viewed").await,
-        Some(1)
-    );
+    assert_eq!(seller_count(&local, &seller, "product.viewed").await, Some(1));
     // Both consumers poll continuously; the analytics one has had it, so the indexer would have too.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let search_key = format!("search-indexer#{id}");
     assert!(
-        local
-            .get_item("IdempotencyTable", &[("pk", &search_key)])
-            .await
-            .is_none(),
+        local.get_item("IdempotencyTable", &[("pk", &search_key)]).await.is_none(),
         "the search indexer received an event its filter policy excludes"
     );
 }
@@ -139,53 +106,29 @@ async fn an_event_excluded_by_a_filter_policy_never_reaches_that_queue() {
 async fn the_same_event_delivered_twice_is_processed_once() {
     let local = Local::connect().await;
     let seller = unique("seller");
-    let event = envelope(
-        "product.updated",
-        json!({"product_id": unique("p"), "seller_id": seller}),
-    );
+    let event = envelope("product.updated", json!({"product_id": unique("p"), "seller_id": seller}));
     publish(&local, "ProductEventsTopic", &event).await;
     publish(&local, "ProductEventsTopic", &event).await;
 
     // The second delivery is seen as a duplicate (counted on the idempotency record)...
     let key = format!("analytics-consumer#{}", event["id"].as_str().unwrap());
-    eventually(
-        FAN_OUT,
-        "the second delivery to be recognised as a duplicate",
-        || async {
-            local
-                .number("IdempotencyTable", &[("pk", &key)], "duplicates")
-                .await
-                .filter(|d| *d >= 1)
-        },
-    )
+    eventually(FAN_OUT, "the second delivery to be recognised as a duplicate", || async {
+        local.number("IdempotencyTable", &[("pk", &key)], "duplicates").await.filter(|d| *d >= 1)
+    })
     .await;
     // ...and changed nothing: the event was counted once.
-    assert_eq!(
-        seller_count(&local, &seller, "product.updated").await,
-        Some(1)
-    );
+    assert_eq!(seller_count(&local, &seller, "product.updated").await, Some(1));
 }
 
 #[tokio::test]
 async fn a_failing_record_is_retried_alone_then_dead_lettered_with_its_body() {
     let local = Local::connect().await;
     let seller = unique("seller");
-    let good: Vec<Value> = (0..2)
-        .map(|_| envelope("product.created", json!({"seller_id": seller})))
-        .collect();
+    let good: Vec<Value> = (0..2).map(|_| envelope("product.created", json!({"seller_id": seller}))).collect();
     let poison = format!("{{\"this is not\": an event {}", unique("poison"));
 
-    let mut batch = local
-        .aws
-        .sqs
-        .send_message_batch()
-        .queue_url(local.id("AnalyticsEventQueue"));
-    for (i, body) in good
-        .iter()
-        .map(Value::to_string)
-        .chain([poison.clone()])
-        .enumerate()
-    {
+    let mut batch = local.aws.sqs.send_message_batch().queue_url(local.id("AnalyticsEventQueue"));
+    for (i, body) in good.iter().map(Value::to_string).chain([poison.clone()]).enumerate() {
         batch = batch.entries(
             aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
                 .id(format!("e{i}"))
@@ -199,51 +142,30 @@ async fn a_failing_record_is_retried_alone_then_dead_lettered_with_its_body() {
 
     // After maxReceiveCount (3) failed deliveries the poison record is in the DLQ, body intact.
     let dlq = local.id("AnalyticsEventDLQ");
-    let found = eventually(
-        Duration::from_secs(60),
-        "the poison record to reach the DLQ",
-        || async {
-            let got = local
-                .aws
-                .sqs
-                .receive_message()
-                .queue_url(&dlq)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .ok()?;
-            let m = got
-                .messages
-                .unwrap_or_default()
-                .into_iter()
-                .find(|m| m.body() == Some(poison.as_str()))?;
-            local
-                .aws
-                .sqs
-                .delete_message()
-                .queue_url(&dlq)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .ok()?;
-            Some(m)
-        },
-    )
+    let found = eventually(Duration::from_secs(60), "the poison record to reach the DLQ", || async {
+        let got = local
+            .aws
+            .sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .ok()?;
+        let m = got.messages.unwrap_or_default().into_iter().find(|m| m.body() == Some(poison.as_str()))?;
+        local.aws.sqs.delete_message().queue_url(&dlq).receipt_handle(m.receipt_handle().unwrap()).send().await.ok()?;
+        Some(m)
+    })
     .await;
     assert_eq!(found.body(), Some(poison.as_str()));
 
     // The good records of its batch were processed once and deleted: never delivered again.
-    assert_eq!(
-        seller_count(&local, &seller, "product.created").await,
-        Some(2)
-    );
+    assert_eq!(seller_count(&local, &seller, "product.created").await, Some(2));
     for event in &good {
         let key = format!("analytics-consumer#{}", event["id"].as_str().unwrap());
         assert_eq!(
-            local
-                .number("IdempotencyTable", &[("pk", &key)], "duplicates")
-                .await,
+            local.number("IdempotencyTable", &[("pk", &key)], "duplicates").await,
             Some(0),
             "a good record was redelivered"
         );
@@ -256,13 +178,7 @@ async fn bad_input_is_a_400_naming_the_field_and_writes_nothing() {
     let seller = unique("seller");
     let valid: Value = serde_json::from_str(&product_body(&seller, "Cup")).unwrap();
 
-    let (status, err) = local
-        .call(
-            Method::POST,
-            "/api/v1/products",
-            Some("{\"name\": \"unterminated"),
-        )
-        .await;
+    let (status, err) = local.call(Method::POST, "/api/v1/products", Some("{\"name\": \"unterminated")).await;
     assert_eq!(status, 400);
     assert_eq!(err["code"], "INVALID_REQUEST");
     assert_eq!(err["details"]["reason"], "malformed JSON");
@@ -270,52 +186,26 @@ async fn bad_input_is_a_400_naming_the_field_and_writes_nothing() {
 
     let mut missing = valid.clone();
     missing.as_object_mut().unwrap().remove("name");
-    let (status, err) = local
-        .call(Method::POST, "/api/v1/products", Some(&missing.to_string()))
-        .await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (400, Some("INVALID_REQUEST"))
-    );
+    let (status, err) = local.call(Method::POST, "/api/v1/products", Some(&missing.to_string())).await;
+    assert_eq!((status, err["code"].as_str()), (400, Some("INVALID_REQUEST")));
     assert_eq!(err["details"]["field"], "name");
 
     let mut wrong_type = valid.clone();
     wrong_type["price"]["amount"] = json!("2400");
-    let (status, err) = local
-        .call(
-            Method::POST,
-            "/api/v1/products",
-            Some(&wrong_type.to_string()),
-        )
-        .await;
+    let (status, err) = local.call(Method::POST, "/api/v1/products", Some(&wrong_type.to_string())).await;
     assert_eq!(status, 400);
     assert_eq!(err["details"]["field"], "price.amount");
 
     let mut negative = valid.clone();
     negative["stock_quantity"] = json!(-3);
-    let (status, err) = local
-        .call(
-            Method::POST,
-            "/api/v1/products",
-            Some(&negative.to_string()),
-        )
-        .await;
+    let (status, err) = local.call(Method::POST, "/api/v1/products", Some(&negative.to_string())).await;
     assert_eq!(status, 400);
     assert_eq!(err["details"]["field"], "stock_quantity");
 
     let (status, err) = local.call(Method::POST, "/api/v1/products", None).await;
-    assert_eq!(
-        (status, err["code"].as_str()),
-        (400, Some("INVALID_REQUEST"))
-    );
+    assert_eq!((status, err["code"].as_str()), (400, Some("INVALID_REQUEST")));
 
-    let (status, err) = local
-        .call(
-            Method::GET,
-            &format!("/api/v1/products/{}", unique("missing")),
-            None,
-        )
-        .await;
+    let (status, err) = local.call(Method::GET, &format!("/api/v1/products/{}", unique("missing")), None).await;
     assert_eq!((status, err["code"].as_str()), (404, Some("NOT_FOUND")));
     let (status, err) = local.call(Method::GET, "/api/v1/no-such-route", None).await;
     assert_eq!((status, err["code"].as_str()), (404, Some("NOT_FOUND")));
@@ -323,13 +213,10 @@ async fn bad_input_is_a_400_naming_the_field_and_writes_nothing() {
 
     // None of the rejected requests published anything: a valid one by the same seller is the
     // only product.created counted for them.
-    let (status, _) = local
-        .call(Method::POST, "/api/v1/products", Some(&valid.to_string()))
-        .await;
+    let (status, _) = local.call(Method::POST, "/api/v1/products", Some(&valid.to_string())).await;
     assert_eq!(status, 201);
-    let count = eventually(FAN_OUT, "the valid product to be counted", || {
-        seller_count(&local, &seller, "product.created")
-    })
-    .await;
+    let count =
+        eventually(FAN_OUT, "the valid product to be counted", || seller_count(&local, &seller, "product.created"))
+            .await;
     assert_eq!(count, 1);
 }

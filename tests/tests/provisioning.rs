@@ -8,37 +8,11 @@ use devstack::template::Template;
 use integration_tests::{unique, workspace_root, Local};
 
 async fn counts(local: &Local) -> (usize, usize, usize) {
-    let queues = local
-        .aws
-        .sqs
-        .list_queues()
-        .max_results(1000)
-        .send()
-        .await
-        .unwrap()
-        .queue_urls
-        .unwrap_or_default()
-        .len();
-    let topics = local
-        .aws
-        .sns
-        .list_topics()
-        .send()
-        .await
-        .unwrap()
-        .topics
-        .unwrap_or_default()
-        .len();
-    let subscriptions = local
-        .aws
-        .sns
-        .list_subscriptions()
-        .send()
-        .await
-        .unwrap()
-        .subscriptions
-        .unwrap_or_default()
-        .len();
+    let queues =
+        local.aws.sqs.list_queues().max_results(1000).send().await.unwrap().queue_urls.unwrap_or_default().len();
+    let topics = local.aws.sns.list_topics().send().await.unwrap().topics.unwrap_or_default().len();
+    let subscriptions =
+        local.aws.sns.list_subscriptions().send().await.unwrap().subscriptions.unwrap_or_default().len();
     (queues, topics, subscriptions)
 }
 
@@ -47,46 +21,20 @@ async fn provisioning_twice_changes_nothing() {
     let local = Local::connect().await;
     let template = Template::load(&workspace_root().join("infra/template.yaml")).unwrap();
     let fresh = || {
-        Stack::new(
-            &local.stack.stack_name,
-            &local.stack.region,
-            &local.stack.endpoint,
-            local.stack.parameters.clone(),
-        )
+        Stack::new(&local.stack.stack_name, &local.stack.region, &local.stack.endpoint, local.stack.parameters.clone())
     };
 
-    let first = provision(&template, &local.aws, fresh())
-        .await
-        .expect("first provision");
+    let first = provision(&template, &local.aws, fresh()).await.expect("first provision");
     let before = counts(&local).await;
-    let second = provision(&template, &local.aws, fresh())
-        .await
-        .expect("second provision");
-    assert_eq!(
-        counts(&local).await,
-        before,
-        "a second provision added queues, topics or subscriptions"
-    );
+    let second = provision(&template, &local.aws, fresh()).await.expect("second provision");
+    assert_eq!(counts(&local).await, before, "a second provision added queues, topics or subscriptions");
     for (id, r) in &first.resources {
-        assert_eq!(
-            r.physical_id, second.resources[id].physical_id,
-            "{id} changed identity"
-        );
+        assert_eq!(r.physical_id, second.resources[id].physical_id, "{id} changed identity");
     }
     // Each of the template's subscriptions exists exactly once.
-    let subs = local
-        .aws
-        .sns
-        .list_subscriptions_by_topic()
-        .topic_arn(local.id("ProductEventsTopic"))
-        .send()
-        .await
-        .unwrap();
-    let endpoints: Vec<_> = subs
-        .subscriptions()
-        .iter()
-        .filter_map(|s| s.endpoint())
-        .collect();
+    let subs =
+        local.aws.sns.list_subscriptions_by_topic().topic_arn(local.id("ProductEventsTopic")).send().await.unwrap();
+    let endpoints: Vec<_> = subs.subscriptions().iter().filter_map(|s| s.endpoint()).collect();
     let mut deduped = endpoints.clone();
     deduped.dedup();
     assert_eq!(endpoints.len(), 2, "{endpoints:?}");
@@ -110,22 +58,11 @@ async fn the_queues_have_the_template_settings_and_raw_filtered_subscriptions() 
     use aws_sdk_sqs::types::QueueAttributeName as Q;
     assert_eq!(attrs[&Q::VisibilityTimeout], "600");
     let redrive: serde_json::Value = serde_json::from_str(&attrs[&Q::RedrivePolicy]).unwrap();
-    assert!(redrive["deadLetterTargetArn"]
-        .as_str()
-        .unwrap()
-        .ends_with("order-processing-dlq"));
+    assert!(redrive["deadLetterTargetArn"].as_str().unwrap().ends_with("order-processing-dlq"));
 
     let sub = &local.stack.resources["ProductEventsToSearchIndex"].physical_id;
-    let sub_attrs = local
-        .aws
-        .sns
-        .get_subscription_attributes()
-        .subscription_arn(sub)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
+    let sub_attrs =
+        local.aws.sns.get_subscription_attributes().subscription_arn(sub).send().await.unwrap().attributes.unwrap();
     assert_eq!(sub_attrs["RawMessageDelivery"], "true");
     assert!(sub_attrs["FilterPolicy"].contains("product.created"));
 }
@@ -138,27 +75,9 @@ async fn an_unsupported_resource_type_stops_provisioning_and_names_the_resource(
         "Resources:\n  FirstQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: {queue}\n  WebServer:\n    Type: AWS::EC2::Instance\n    Properties:\n      ImageId: ami-123\n"
     ))
     .unwrap();
-    let stack = Stack::new(
-        "unsupported",
-        &local.stack.region,
-        &local.stack.endpoint,
-        BTreeMap::new(),
-    );
-    let err = provision(&template, &local.aws, stack)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("WebServer") && err.contains("AWS::EC2::Instance"),
-        "{err}"
-    );
+    let stack = Stack::new("unsupported", &local.stack.region, &local.stack.endpoint, BTreeMap::new());
+    let err = provision(&template, &local.aws, stack).await.unwrap_err().to_string();
+    assert!(err.contains("WebServer") && err.contains("AWS::EC2::Instance"), "{err}");
     // Refused before anything was created.
-    assert!(local
-        .aws
-        .sqs
-        .get_queue_url()
-        .queue_name(&queue)
-        .send()
-        .await
-        .is_err());
+    assert!(local.aws.sqs.get_queue_url().queue_name(&queue).send().await.is_err());
 }

@@ -29,10 +29,7 @@ pub fn counters_for(event: &Envelope) -> Vec<CounterKey> {
         sk: format!("day#{}", event.timestamp.format("%Y-%m-%d")),
     }];
     if let Some(seller) = event.data.get("seller_id").and_then(|v| v.as_str()) {
-        keys.push(CounterKey {
-            pk: format!("seller#{seller}"),
-            sk: format!("type#{}", event.event_type),
-        });
+        keys.push(CounterKey { pk: format!("seller#{seller}"), sk: format!("type#{}", event.event_type) });
     }
     keys
 }
@@ -49,10 +46,7 @@ impl<C: Counters> AnalyticsCounter<C> {
 
 impl<C: Counters> EventHandler for AnalyticsCounter<C> {
     async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
-        self.counters
-            .increment(&counters_for(event))
-            .await
-            .map_err(HandlerError::new)
+        self.counters.increment(&counters_for(event)).await.map_err(HandlerError::new)
     }
 }
 
@@ -65,10 +59,7 @@ pub struct DynamoCounters {
 
 impl DynamoCounters {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoCounters {
-            client,
-            table: table.into(),
-        }
+        DynamoCounters { client, table: table.into() }
     }
 }
 
@@ -122,19 +113,10 @@ mod tests {
         assert_eq!(
             keys,
             vec![
-                CounterKey {
-                    pk: "type#product.created".into(),
-                    sk: "day#2026-11-23".into()
-                },
-                CounterKey {
-                    pk: "seller#s9".into(),
-                    sk: "type#product.created".into()
-                },
+                CounterKey { pk: "type#product.created".into(), sk: "day#2026-11-23".into() },
+                CounterKey { pk: "seller#s9".into(), sk: "type#product.created".into() },
             ]
         );
-        assert_eq!(
-            counters_for(&event("user.login", json!({"user_id": "u"}))).len(),
-            1
-        );
+        assert_eq!(counters_for(&event("user.login", json!({"user_id": "u"}))).len(), 1);
     }
 }

@@ -49,12 +49,7 @@ async fn create_product<S: ProductStore, P: EventPublisher>(
 ) -> Result<Response, ApiError> {
     let product = service.create_product(input).await?;
     let location = format!("/api/v1/products/{}", product.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(product),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(product)).into_response())
 }
 
 async fn get_product<S: ProductStore, P: EventPublisher>(
@@ -75,10 +70,7 @@ mod tests {
     use tower::ServiceExt;
 
     fn app() -> Router {
-        router(ProductService::new(
-            MemoryProductStore::default(),
-            RecordingPublisher::default(),
-        ))
+        router(ProductService::new(MemoryProductStore::default(), RecordingPublisher::default()))
     }
 
     async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
@@ -91,10 +83,7 @@ mod tests {
         let response = app.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     #[tokio::test]
@@ -115,7 +104,13 @@ mod tests {
         let (status, err) = call(&app, "POST", "/api/v1/products", r#"{"name":"x""#).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(err["code"], "INVALID_REQUEST");
-        let (status, err) = call(&app, "POST", "/api/v1/products", r#"{"seller_id":"s","category":"c","price":{"amount":1,"currency":"JPY"},"stock_quantity":1}"#).await;
+        let (status, err) = call(
+            &app,
+            "POST",
+            "/api/v1/products",
+            r#"{"seller_id":"s","category":"c","price":{"amount":1,"currency":"JPY"},"stock_quantity":1}"#,
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(err["details"]["field"], "name");
         assert!(err["request_id"].is_string());

@@ -61,12 +61,8 @@ pub const MAX_STOCK: i64 = 1_000_000;
 impl NewProduct {
     /// Checks every rule; the error names the first field that breaks one.
     pub fn validate(&self) -> Result<(), ProductError> {
-        let invalid = |field: &str, reason: &str| {
-            Err(ProductError::Invalid {
-                field: field.into(),
-                reason: reason.into(),
-            })
-        };
+        let invalid =
+            |field: &str, reason: &str| Err(ProductError::Invalid { field: field.into(), reason: reason.into() });
         if self.seller_id.trim().is_empty() || self.seller_id.len() > 128 {
             return invalid("seller_id", "must be 1 to 128 characters");
         }
@@ -78,22 +74,12 @@ impl NewProduct {
         }
         let category_ok = !self.category.is_empty()
             && self.category.len() <= 64
-            && self
-                .category
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && self.category.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !category_ok {
-            return invalid(
-                "category",
-                "must be 1 to 64 lower-case letters, digits or dashes",
-            );
+            return invalid("category", "must be 1 to 64 lower-case letters, digits or dashes");
         }
         if let Err(reason) = self.price.validate() {
-            let field = if self.price.amount < 0 {
-                "price.amount"
-            } else {
-                "price.currency"
-            };
+            let field = if self.price.amount < 0 { "price.amount" } else { "price.currency" };
             return invalid(field, reason);
         }
         if !(0..=MAX_STOCK).contains(&self.stock_quantity) {
@@ -139,10 +125,7 @@ impl<S: ProductStore, P: EventPublisher> ProductService<S, P> {
             description: input.description,
             category: input.category,
             price: input.price,
-            stock: Stock {
-                available: input.stock_quantity,
-                reserved: 0,
-            },
+            stock: Stock { available: input.stock_quantity, reserved: 0 },
             status: ProductStatus::Active,
             version: 1,
             created_at: now,
@@ -172,10 +155,7 @@ impl<S: ProductStore, P: EventPublisher> ProductService<S, P> {
     }
 
     pub async fn get_product(&self, id: &str) -> Result<Product, ProductError> {
-        self.store
-            .get(id)
-            .await?
-            .ok_or_else(|| ProductError::NotFound(id.to_string()))
+        self.store.get(id).await?.ok_or_else(|| ProductError::NotFound(id.to_string()))
     }
 }
 
@@ -192,10 +172,7 @@ mod tests {
             name: "Tea cup".into(),
             description: "Porcelain".into(),
             category: "kitchen".into(),
-            price: Money {
-                amount: 1200,
-                currency: "JPY".into(),
-            },
+            price: Money { amount: 1200, currency: "JPY".into() },
             stock_quantity: 3,
         }
     }
@@ -233,10 +210,7 @@ mod tests {
             (Box::new(|p| p.name = " ".into()), "name"),
             (Box::new(|p| p.category = "Kitchen Ware".into()), "category"),
             (Box::new(|p| p.price.amount = -5), "price.amount"),
-            (
-                Box::new(|p| p.price.currency = "yen".into()),
-                "price.currency",
-            ),
+            (Box::new(|p| p.price.currency = "yen".into()), "price.currency"),
             (Box::new(|p| p.stock_quantity = -1), "stock_quantity"),
             (Box::new(|p| p.seller_id = String::new()), "seller_id"),
         ];
@@ -254,9 +228,6 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_product_is_not_found() {
-        assert!(matches!(
-            service().get_product("nope").await,
-            Err(ProductError::NotFound(_))
-        ));
+        assert!(matches!(service().get_product("nope").await, Err(ProductError::NotFound(_))));
     }
 }

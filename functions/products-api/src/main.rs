@@ -9,11 +9,7 @@ use shared::events::{SnsPublisher, Topic};
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init_logging();
     let config = aws_sdk_config().await;
-    let store = DynamoProductStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        required_env("PRODUCTS_TABLE")?,
-    );
-    let publisher =
-        SnsPublisher::from_env(aws_sdk_sns::Client::new(&config), &[Topic::ProductEvents])?;
+    let store = DynamoProductStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("PRODUCTS_TABLE")?);
+    let publisher = SnsPublisher::from_env(aws_sdk_sns::Client::new(&config), &[Topic::ProductEvents])?;
     lambda_http::run(router(ProductService::new(store, publisher))).await
 }

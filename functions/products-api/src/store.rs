@@ -33,23 +33,17 @@ pub struct DynamoProductStore {
 
 impl DynamoProductStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoProductStore {
-            client,
-            table: table.into(),
-        }
+        DynamoProductStore { client, table: table.into() }
     }
 }
 
-fn unavailable<E: std::error::Error + 'static>(
-    e: aws_sdk_dynamodb::error::SdkError<E>,
-) -> StoreError {
+fn unavailable<E: std::error::Error + 'static>(e: aws_sdk_dynamodb::error::SdkError<E>) -> StoreError {
     StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
 }
 
 impl ProductStore for DynamoProductStore {
     async fn insert(&self, product: &Product) -> Result<(), StoreError> {
-        let item =
-            serde_dynamo::to_item(product).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let item = serde_dynamo::to_item(product).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -58,9 +52,7 @@ impl ProductStore for DynamoProductStore {
             .send()
             .await
             .map_err(|e| {
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception())
-                {
+                if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) {
                     StoreError::AlreadyExists(product.id.clone())
                 } else {
                     unavailable(e)
@@ -81,9 +73,7 @@ impl ProductStore for DynamoProductStore {
             .map_err(unavailable)?;
         output
             .item
-            .map(|item| {
-                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
+            .map(|item| serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string())))
             .transpose()
     }
 

@@ -43,10 +43,7 @@ impl<I: SearchIndex> EventHandler for SearchIndexer<I> {
     async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
         match event.event_type.as_str() {
             "product.created" => {
-                let created = event
-                    .decode::<ProductCreated>()
-                    .map_err(HandlerError::new)?
-                    .data;
+                let created = event.decode::<ProductCreated>().map_err(HandlerError::new)?.data;
                 let doc = SearchDocument {
                     text: format!("{} {}", created.name, created.description).to_lowercase(),
                     product_id: created.product_id,
@@ -76,10 +73,7 @@ pub struct DynamoSearchIndex {
 
 impl DynamoSearchIndex {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoSearchIndex {
-            client,
-            table: table.into(),
-        }
+        DynamoSearchIndex { client, table: table.into() }
     }
 }
 
@@ -122,10 +116,7 @@ mod tests {
                 name: "Blue Tea Cup".into(),
                 description: "Porcelain".into(),
                 category: "kitchen".into(),
-                price: Money {
-                    amount: 100,
-                    currency: "JPY".into(),
-                },
+                price: Money { amount: 100, currency: "JPY".into() },
                 stock_quantity: 1,
             },
         )

@@ -7,9 +7,6 @@ use shared::config::{aws_sdk_config, required_env};
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init_logging();
     let config = aws_sdk_config().await;
-    let index = DynamoSearchIndex::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        required_env("SEARCH_INDEX_TABLE")?,
-    );
+    let index = DynamoSearchIndex::new(aws_sdk_dynamodb::Client::new(&config), required_env("SEARCH_INDEX_TABLE")?);
     shared::consumer::run_sqs_consumer(&config, "search-indexer", SearchIndexer::new(index)).await
 }

@@ -19,19 +19,13 @@ pub const POLLERS_PER_QUEUE: usize = 2;
 /// Long-poll wait: messages are handed over as soon as they arrive, and idle polling stays cheap.
 const WAIT_SECONDS: i32 = 2;
 
-pub fn spawn_pollers(
-    sqs: aws_sdk_sqs::Client,
-    region: String,
-    source: SqsSource,
-    pool: Arc<FunctionPool>,
-) {
+pub fn spawn_pollers(sqs: aws_sdk_sqs::Client, region: String, source: SqsSource, pool: Arc<FunctionPool>) {
     if !source.enabled {
         return;
     }
     let source = Arc::new(source);
     for _ in 0..POLLERS_PER_QUEUE {
-        let (sqs, region, source, pool) =
-            (sqs.clone(), region.clone(), source.clone(), pool.clone());
+        let (sqs, region, source, pool) = (sqs.clone(), region.clone(), source.clone(), pool.clone());
         tokio::spawn(async move {
             loop {
                 if let Err(err) = poll_once(&sqs, &region, &source, &pool).await {
@@ -66,37 +60,25 @@ pub async fn poll_once(
     }
     let records: Vec<Value> = messages.iter().map(|m| record(m, source, region)).collect();
     let payload = Bytes::from(json!({ "Records": records }).to_string());
-    let ids: BTreeSet<String> = messages
-        .iter()
-        .filter_map(|m| m.message_id.clone())
-        .collect();
+    let ids: BTreeSet<String> = messages.iter().filter_map(|m| m.message_id.clone()).collect();
 
     let failed: BTreeSet<String> = match pool.invoke(payload).await {
         Ok(invoked) if source.report_batch_item_failures => match failed_ids(&invoked.body, &ids) {
             Some(failed) => failed,
             None => {
-                eprintln!(
-                    "[devstack] {}: invalid batchItemFailures, the whole batch is retried",
-                    pool.spec.binary
-                );
+                eprintln!("[devstack] {}: invalid batchItemFailures, the whole batch is retried", pool.spec.binary);
                 ids.clone()
             }
         },
         Ok(_) => BTreeSet::new(),
         Err(err) => {
-            eprintln!(
-                "[devstack] {} failed on a batch of {}: {err}",
-                pool.spec.binary,
-                ids.len()
-            );
+            eprintln!("[devstack] {} failed on a batch of {}: {err}", pool.spec.binary, ids.len());
             ids.clone()
         }
     };
 
-    let receipts: HashMap<&str, &str> = messages
-        .iter()
-        .filter_map(|m| Some((m.message_id.as_deref()?, m.receipt_handle.as_deref()?)))
-        .collect();
+    let receipts: HashMap<&str, &str> =
+        messages.iter().filter_map(|m| Some((m.message_id.as_deref()?, m.receipt_handle.as_deref()?))).collect();
     let entries: Vec<DeleteMessageBatchRequestEntry> = receipts
         .iter()
         .filter(|(id, _)| !failed.contains(**id))
@@ -133,23 +115,14 @@ fn failed_ids(body: &[u8], batch: &BTreeSet<String>) -> Option<BTreeSet<String>>
     };
     failures
         .iter()
-        .map(|f| {
-            f.get("itemIdentifier")
-                .and_then(Value::as_str)
-                .filter(|id| batch.contains(*id))
-                .map(str::to_string)
-        })
+        .map(|f| f.get("itemIdentifier").and_then(Value::as_str).filter(|id| batch.contains(*id)).map(str::to_string))
         .collect()
 }
 
 fn record(m: &aws_sdk_sqs::types::Message, source: &SqsSource, region: &str) -> Value {
     let attributes: Map<String, Value> = m
         .attributes()
-        .map(|a| {
-            a.iter()
-                .map(|(k, v)| (k.as_str().to_string(), Value::String(v.clone())))
-                .collect()
-        })
+        .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), Value::String(v.clone()))).collect())
         .unwrap_or_default();
     let message_attributes: Map<String, Value> = m
         .message_attributes()
@@ -190,18 +163,11 @@ mod tests {
     #[test]
     fn partial_batch_responses() {
         let batch: BTreeSet<String> = ["a", "b", "c"].into_iter().map(String::from).collect();
-        let only_b =
-            failed_ids(br#"{"batchItemFailures":[{"itemIdentifier":"b"}]}"#, &batch).unwrap();
+        let only_b = failed_ids(br#"{"batchItemFailures":[{"itemIdentifier":"b"}]}"#, &batch).unwrap();
         assert_eq!(only_b.into_iter().collect::<Vec<_>>(), vec!["b"]);
-        assert!(failed_ids(br#"{"batchItemFailures":[]}"#, &batch)
-            .unwrap()
-            .is_empty());
+        assert!(failed_ids(br#"{"batchItemFailures":[]}"#, &batch).unwrap().is_empty());
         assert!(failed_ids(b"null", &batch).unwrap().is_empty());
-        assert!(failed_ids(
-            br#"{"batchItemFailures":[{"itemIdentifier":"zz"}]}"#,
-            &batch
-        )
-        .is_none());
+        assert!(failed_ids(br#"{"batchItemFailures":[{"itemIdentifier":"zz"}]}"#, &batch).is_none());
         assert!(failed_ids(br#"{"batchItemFailures":[{"itemIdentifier":""}]}"#, &batch).is_none());
     }
 }

@@ -38,6 +38,8 @@ pub struct ApiRoute {
     pub method: String,
     /// The function (logical id) that serves it.
     pub function: String,
+    /// `Auth.Authorizer` of the event: an authorizer name, `NONE`, or unset (the API's default).
+    pub authorizer: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -75,38 +77,22 @@ fn with_globals(globals: &Value, props: &Value) -> Value {
 }
 
 /// Reads every `AWS::Serverless::Function` of the template, resolved against the stack.
-pub fn function_specs(
-    template: &Template,
-    stack: &Stack,
-    bin_dir: &Path,
-) -> Result<Vec<FunctionSpec>> {
+pub fn function_specs(template: &Template, stack: &Stack, bin_dir: &Path) -> Result<Vec<FunctionSpec>> {
     let globals = template.function_globals();
     let mut specs = Vec::new();
-    for r in template
-        .resources()
-        .into_iter()
-        .filter(|r| r.kind == "AWS::Serverless::Function")
-    {
+    for r in template.resources().into_iter().filter(|r| r.kind == "AWS::Serverless::Function") {
         let id = r.logical_id.clone();
-        let props = resolve(&with_globals(&globals, &r.properties), stack)
-            .with_context(|| format!("resolving {id}"))?;
+        let props =
+            resolve(&with_globals(&globals, &r.properties), stack).with_context(|| format!("resolving {id}"))?;
         let binary = binary_name(&r)?;
         let environment = props
             .pointer("/Environment/Variables")
             .and_then(Value::as_object)
-            .map(|vars| {
-                vars.iter()
-                    .map(|(k, v)| Ok((k.clone(), scalar_string(v)?)))
-                    .collect::<Result<_>>()
-            })
+            .map(|vars| vars.iter().map(|(k, v)| Ok((k.clone(), scalar_string(v)?))).collect::<Result<_>>())
             .transpose()?
             .unwrap_or_default();
         let number = |key: &str, default: u64| -> Result<u64> {
-            props
-                .get(key)
-                .map(|v| Ok(scalar_string(v)?.parse::<u64>()?))
-                .transpose()
-                .map(|v| v.unwrap_or(default))
+            props.get(key).map(|v| Ok(scalar_string(v)?.parse::<u64>()?)).transpose().map(|v| v.unwrap_or(default))
         };
         let provisioned = stack.resource(&id)?;
         let mut spec = FunctionSpec {
@@ -118,32 +104,24 @@ pub fn function_specs(
             environment,
             timeout: Duration::from_secs(number("Timeout", 3)?),
             memory_mb: number("MemorySize", 128)? as u32,
-            max_concurrency: number(
-                "ReservedConcurrentExecutions",
-                DEFAULT_MAX_CONCURRENCY as u64,
-            )?
-            .max(1) as usize,
+            max_concurrency: number("ReservedConcurrentExecutions", DEFAULT_MAX_CONCURRENCY as u64)?.max(1) as usize,
             routes: Vec::new(),
             queues: Vec::new(),
         };
-        for (event_name, event) in props
-            .get("Events")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
+        for (event_name, event) in props.get("Events").and_then(Value::as_object).into_iter().flatten() {
             let ep = &event["Properties"];
             match event["Type"].as_str().unwrap_or_default() {
                 "Api" => spec.routes.push(ApiRoute {
                     path: scalar_string(&ep["Path"])?,
                     method: scalar_string(&ep["Method"])?.to_ascii_uppercase(),
                     function: id.clone(),
+                    authorizer: ep.pointer("/Auth/Authorizer").map(scalar_string).transpose()?,
                 }),
                 "SQS" => {
                     let queue_arn = scalar_string(&ep["Queue"])?;
-                    let queue_id = stack.find_by_attribute("Arn", &queue_arn).ok_or_else(|| {
-                        anyhow!("{id}.{event_name}: queue {queue_arn} is not in the stack")
-                    })?;
+                    let queue_id = stack
+                        .find_by_attribute("Arn", &queue_arn)
+                        .ok_or_else(|| anyhow!("{id}.{event_name}: queue {queue_arn} is not in the stack"))?;
                     let report = ep
                         .get("FunctionResponseTypes")
                         .and_then(Value::as_array)
@@ -182,12 +160,7 @@ fn binary_name(r: &Resource) -> Result<String> {
             .and_then(|c| Path::new(c).file_name())
             .and_then(|n| n.to_str())
             .map(str::to_string)
-            .ok_or_else(|| {
-                anyhow!(
-                    "{}: set Metadata.BuildProperties.Binary to the cargo binary name",
-                    r.logical_id
-                )
-            }),
+            .ok_or_else(|| anyhow!("{}: set Metadata.BuildProperties.Binary to the cargo binary name", r.logical_id)),
     }
 }
 
@@ -195,11 +168,7 @@ fn binary_name(r: &Resource) -> Result<String> {
 /// Needs only the template, so it runs before anything is provisioned.
 pub fn check_binaries(template: &Template, bin_dir: &Path) -> Result<()> {
     let mut missing = Vec::new();
-    for r in template
-        .resources()
-        .into_iter()
-        .filter(|r| r.kind == "AWS::Serverless::Function")
-    {
+    for r in template.resources().into_iter().filter(|r| r.kind == "AWS::Serverless::Function") {
         let binary = binary_name(&r)?;
         if !bin_dir.join(&binary).is_file() {
             missing.push(binary);
@@ -208,11 +177,7 @@ pub fn check_binaries(template: &Template, bin_dir: &Path) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let release = if bin_dir.ends_with("release") {
-        " --release"
-    } else {
-        ""
-    };
+    let release = if bin_dir.ends_with("release") { " --release" } else { "" };
     let packages: Vec<_> = missing.iter().map(|b| format!("-p {b}")).collect();
     bail!(
         "missing function binaries in {}: {}. Build them with `cargo build{release} {}` (or `make build`).",

@@ -2,7 +2,7 @@
 //! an API Gateway proxy event, invokes the route's function and turns its response back into
 //! HTTP. Errors the gateway itself produces use the template's `GatewayResponses`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,6 +15,7 @@ use axum::Router;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
+use crate::authorizer::{AuthRequest, Authorizer, Refusal};
 use crate::functions::ApiRoute;
 use crate::runtime::{FunctionPool, InvokeError};
 
@@ -22,30 +23,47 @@ use crate::runtime::{FunctionPool, InvokeError};
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
 /// A matched route: the route, the function serving it, and the path parameters.
-pub type RouteMatch<'a> = (
-    &'a ApiRoute,
-    &'a Arc<FunctionPool>,
-    BTreeMap<String, String>,
-);
+pub type RouteMatch<'a> = (&'a ApiRoute, &'a Arc<FunctionPool>, BTreeMap<String, String>);
+
+/// What the gateway serves: the API's identity, its routes and authorizers, and the template's
+/// `GatewayResponses`.
+pub struct GatewayConfig {
+    pub api_id: String,
+    pub stage: String,
+    pub region: String,
+    pub account_id: String,
+    pub routes: Vec<(ApiRoute, Arc<FunctionPool>)>,
+    pub gateway_responses: Value,
+    pub authorizers: Vec<Authorizer>,
+    /// `Auth.DefaultAuthorizer` of the API.
+    pub default_authorizer: Option<String>,
+}
 
 pub struct Gateway {
     pub api_id: String,
     pub stage: String,
+    pub region: String,
     pub account_id: String,
     routes: Vec<(ApiRoute, Arc<FunctionPool>)>,
     /// `GatewayResponses` of the template: type to (status, body template).
     responses: BTreeMap<String, (Option<u16>, Option<String>)>,
+    authorizers: HashMap<String, Arc<Authorizer>>,
+    default_authorizer: Option<String>,
 }
 
 impl Gateway {
-    pub fn new(
-        api_id: String,
-        stage: String,
-        account_id: String,
-        routes: Vec<(ApiRoute, Arc<FunctionPool>)>,
-        gateway_responses: &Value,
-    ) -> Gateway {
-        let responses = gateway_responses
+    pub fn new(config: GatewayConfig) -> anyhow::Result<Gateway> {
+        let authorizers: HashMap<String, Arc<Authorizer>> =
+            config.authorizers.into_iter().map(|a| (a.name.clone(), Arc::new(a))).collect();
+        for name in
+            config.routes.iter().filter_map(|(r, _)| r.authorizer.as_ref()).chain(config.default_authorizer.as_ref())
+        {
+            if name != "NONE" && !authorizers.contains_key(name) {
+                anyhow::bail!("the template names the authorizer {name}, which Auth.Authorizers does not define");
+            }
+        }
+        let responses = config
+            .gateway_responses
             .as_object()
             .map(|m| {
                 m.iter()
@@ -64,13 +82,29 @@ impl Gateway {
                     .collect()
             })
             .unwrap_or_default();
-        Gateway {
-            api_id,
-            stage,
-            account_id,
-            routes,
+        Ok(Gateway {
+            api_id: config.api_id,
+            stage: config.stage,
+            region: config.region,
+            account_id: config.account_id,
+            routes: config.routes,
             responses,
-        }
+            authorizers,
+            default_authorizer: config.default_authorizer,
+        })
+    }
+
+    /// The authorizer guarding a route: its own `Auth.Authorizer`, else the API's default.
+    fn authorizer_for(&self, route: &ApiRoute) -> Option<&Arc<Authorizer>> {
+        let name = route.authorizer.as_ref().or(self.default_authorizer.as_ref())?;
+        self.authorizers.get(name)
+    }
+
+    fn method_arn(&self, method: &str, path: &str) -> String {
+        format!(
+            "arn:aws:execute-api:{}:{}:{}/{}/{}{}",
+            self.region, self.account_id, self.api_id, self.stage, method, path
+        )
     }
 
     /// The route serving `method path`, and its path parameters. The most specific route wins:
@@ -80,11 +114,7 @@ impl Gateway {
         method: &str,
         path: &str,
     ) -> Option<(&ApiRoute, &Arc<FunctionPool>, BTreeMap<String, String>)> {
-        let segments: Vec<&str> = path
-            .trim_matches('/')
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .collect();
+        let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
         let mut best: Option<(u32, RouteMatch<'_>)> = None;
         for (route, pool) in &self.routes {
             if route.method != "ANY" && route.method != method {
@@ -100,18 +130,8 @@ impl Gateway {
     }
 
     /// A response the gateway itself makes (no route, timeout, failed integration).
-    pub fn gateway_response(
-        &self,
-        kind: &str,
-        default_status: u16,
-        request_id: &str,
-        message: &str,
-    ) -> Response {
-        let class = if default_status >= 500 {
-            "DEFAULT_5XX"
-        } else {
-            "DEFAULT_4XX"
-        };
+    pub fn gateway_response(&self, kind: &str, default_status: u16, request_id: &str, message: &str) -> Response {
+        let class = if default_status >= 500 { "DEFAULT_5XX" } else { "DEFAULT_4XX" };
         let own = self.responses.get(kind);
         let fallback = self.responses.get(class);
         let status = own.and_then(|r| r.0).unwrap_or(default_status);
@@ -121,22 +141,12 @@ impl Gateway {
             .unwrap_or_else(|| json!({ "message": message }).to_string());
         let body = body
             .replace("$context.requestId", request_id)
-            .replace(
-                "$context.error.messageString",
-                &Value::String(message.into()).to_string(),
-            )
+            .replace("$context.error.messageString", &Value::String(message.into()).to_string())
             .replace("$context.error.message", message);
-        let mut response = (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-            body,
-        )
-            .into_response();
+        let mut response = (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), body).into_response();
         let headers = response.headers_mut();
         headers.insert("content-type", HeaderValue::from_static("application/json"));
-        headers.insert(
-            "x-amzn-errortype",
-            HeaderValue::from_str(kind).unwrap_or(HeaderValue::from_static("Unknown")),
-        );
+        headers.insert("x-amzn-errortype", HeaderValue::from_str(kind).unwrap_or(HeaderValue::from_static("Unknown")));
         if let Ok(v) = HeaderValue::from_str(request_id) {
             headers.insert("x-amzn-requestid", v);
         }
@@ -145,11 +155,7 @@ impl Gateway {
 }
 
 fn match_path(template: &str, segments: &[&str]) -> Option<(u32, BTreeMap<String, String>)> {
-    let parts: Vec<&str> = template
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let parts: Vec<&str> = template.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let mut params = BTreeMap::new();
     let mut score = 0u32;
     for (i, part) in parts.iter().enumerate() {
@@ -174,9 +180,7 @@ fn match_path(template: &str, segments: &[&str]) -> Option<(u32, BTreeMap<String
 }
 
 fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 pub fn router(gateway: Arc<Gateway>) -> Router {
@@ -193,20 +197,13 @@ async fn handle(
     let path = parts.uri.path().to_string();
     let method = parts.method.as_str().to_string();
     let Some((route, pool, path_params)) = gw.match_route(&method, &path) else {
-        return gw.gateway_response(
-            "MISSING_AUTHENTICATION_TOKEN",
-            403,
-            &request_id,
-            "Missing Authentication Token",
-        );
+        return gw.gateway_response("MISSING_AUTHENTICATION_TOKEN", 403, &request_id, "Missing Authentication Token");
     };
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(_) => {
-            return gw.gateway_response("REQUEST_TOO_LARGE", 413, &request_id, "Request Too Long")
-        }
+        Err(_) => return gw.gateway_response("REQUEST_TOO_LARGE", 413, &request_id, "Request Too Long"),
     };
-    let event = proxy_event(
+    let mut event = proxy_event(
         &gw,
         route,
         &parts.method,
@@ -218,26 +215,73 @@ async fn handle(
         &request_id,
         peer,
     );
+    if let Some(authorizer) = gw.authorizer_for(route) {
+        if let Err(refused) = authorize(&gw, authorizer, &method, &path, &mut event, &request_id).await {
+            return refused;
+        }
+    }
     let payload = Bytes::from(serde_json::to_vec(&event).expect("events serialize"));
     match pool.invoke(payload).await {
-        Ok(invoked) => {
-            match proxy_response(&invoked.body, &request_id) {
-                Some(response) => response,
-                None => {
-                    eprintln!("[devstack] {} returned a response that is not an API Gateway proxy response", pool.spec.binary);
-                    gw.gateway_response("DEFAULT_5XX", 502, &request_id, "Internal server error")
-                }
+        Ok(invoked) => match proxy_response(&invoked.body, &request_id) {
+            Some(response) => response,
+            None => {
+                eprintln!(
+                    "[devstack] {} returned a response that is not an API Gateway proxy response",
+                    pool.spec.binary
+                );
+                gw.gateway_response("DEFAULT_5XX", 502, &request_id, "Internal server error")
             }
+        },
+        Err(InvokeError::Timeout(_)) => {
+            gw.gateway_response("INTEGRATION_TIMEOUT", 504, &request_id, "Endpoint request timed out")
         }
-        Err(InvokeError::Timeout(_)) => gw.gateway_response(
-            "INTEGRATION_TIMEOUT",
-            504,
-            &request_id,
-            "Endpoint request timed out",
-        ),
         Err(err) => {
             eprintln!("[devstack] {} {} failed: {err}", method, path);
             gw.gateway_response("DEFAULT_5XX", 502, &request_id, "Internal server error")
+        }
+    }
+}
+
+/// Runs the route's authorizer; on success its context goes into `requestContext.authorizer`.
+async fn authorize(
+    gw: &Gateway,
+    authorizer: &Authorizer,
+    method: &str,
+    path: &str,
+    event: &mut Value,
+    request_id: &str,
+) -> Result<(), Response> {
+    let strings = |v: &Value, lower: bool| -> BTreeMap<String, String> {
+        v.as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| {
+                Some((if lower { k.to_ascii_lowercase() } else { k.clone() }, v.as_str()?.to_string()))
+            })
+            .collect()
+    };
+    let headers = strings(&event["headers"], true);
+    let query = strings(&event["queryStringParameters"], false);
+    // A REQUEST authorizer sees the request without its body.
+    let mut base = event.clone();
+    if let Some(o) = base.as_object_mut() {
+        o.remove("body");
+        o.remove("isBase64Encoded");
+    }
+    let request =
+        AuthRequest { method_arn: gw.method_arn(method, path), event_base: &base, headers: &headers, query: &query };
+    match authorizer.authorize(&request).await {
+        Ok(decision) => {
+            event["requestContext"]["authorizer"] = decision.request_context();
+            Ok(())
+        }
+        Err(Refusal::Unauthorized) => Err(gw.gateway_response("UNAUTHORIZED", 401, request_id, "Unauthorized")),
+        Err(Refusal::AccessDenied) => {
+            Err(gw.gateway_response("ACCESS_DENIED", 403, request_id, "User is not authorized to access this resource"))
+        }
+        Err(Refusal::Failure(reason)) => {
+            eprintln!("[devstack] {reason}");
+            Err(gw.gateway_response("AUTHORIZER_FAILURE", 500, request_id, "Internal server error"))
         }
     }
 }
@@ -281,14 +325,9 @@ fn proxy_event(
     let (body_text, is_base64) = match std::str::from_utf8(body) {
         _ if body.is_empty() => (Value::Null, false),
         Ok(text) => (Value::String(text.to_string()), false),
-        Err(_) => (
-            Value::String(base64::engine::general_purpose::STANDARD.encode(body)),
-            true,
-        ),
+        Err(_) => (Value::String(base64::engine::general_purpose::STANDARD.encode(body)), true),
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let non_empty = |m: Map<String, Value>| {
         if m.is_empty() {
             Value::Null
@@ -296,10 +335,7 @@ fn proxy_event(
             Value::Object(m)
         }
     };
-    let path_params: Map<String, Value> = path_params
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
+    let path_params: Map<String, Value> = path_params.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
     json!({
         "resource": route.path,
         "path": path,
@@ -340,10 +376,9 @@ fn proxy_response(body: &[u8], request_id: &str) -> Option<Response> {
     let mut headers = HeaderMap::new();
     if let Some(h) = v.get("headers").and_then(Value::as_object) {
         for (k, val) in h {
-            if let (Ok(name), Some(Ok(value))) = (
-                HeaderName::try_from(k.as_str()),
-                val.as_str().map(HeaderValue::from_str),
-            ) {
+            if let (Ok(name), Some(Ok(value))) =
+                (HeaderName::try_from(k.as_str()), val.as_str().map(HeaderValue::from_str))
+            {
                 headers.insert(name, value);
             }
         }
@@ -354,12 +389,7 @@ fn proxy_response(body: &[u8], request_id: &str) -> Option<Response> {
                 continue;
             };
             headers.remove(&name);
-            for val in vals
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
+            for val in vals.as_array().into_iter().flatten().filter_map(Value::as_str) {
                 if let Ok(value) = HeaderValue::from_str(val) {
                     headers.append(name.clone(), value);
                 }
@@ -370,14 +400,8 @@ fn proxy_response(body: &[u8], request_id: &str) -> Option<Response> {
         headers.insert("x-amzn-requestid", id);
     }
     let text = v.get("body").and_then(Value::as_str).unwrap_or_default();
-    let bytes = if v
-        .get("isBase64Encoded")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-    {
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .ok()?
+    let bytes = if v.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false) {
+        base64::engine::general_purpose::STANDARD.decode(text).ok()?
     } else {
         text.as_bytes().to_vec()
     };
@@ -396,15 +420,10 @@ mod tests {
         let segs = |p: &'static str| p.trim_matches('/').split('/').collect::<Vec<_>>();
         let (a, pa) = match_path("/api/v1/products/{id}", &segs("/api/v1/products/p%201")).unwrap();
         assert_eq!(pa["id"], "p 1");
-        let (b, _) =
-            match_path("/api/v1/products/search", &segs("/api/v1/products/search")).unwrap();
+        let (b, _) = match_path("/api/v1/products/search", &segs("/api/v1/products/search")).unwrap();
         let (c, pc) = match_path("/api/{proxy+}", &segs("/api/v1/products/x")).unwrap();
         assert_eq!(pc["proxy"], "v1/products/x");
-        assert!(
-            b > match_path("/api/v1/products/{id}", &segs("/api/v1/products/search"))
-                .unwrap()
-                .0
-        );
+        assert!(b > match_path("/api/v1/products/{id}", &segs("/api/v1/products/search")).unwrap().0);
         assert!(a > c);
         assert!(match_path("/api/v1/products/{id}", &segs("/api/v1/products")).is_none());
         assert!(match_path("/api/v1/products", &segs("/api/v1/products/x")).is_none());

@@ -5,9 +5,11 @@
 //! - [`gateway`] serves the REST API like API Gateway;
 //! - [`esm`] runs the SQS event source mappings.
 
+pub mod authorizer;
 pub mod esm;
 pub mod functions;
 pub mod gateway;
+pub mod local;
 pub mod provision;
 pub mod runtime;
 pub mod stack;
@@ -28,9 +30,7 @@ impl Clients {
         let config = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .endpoint_url(endpoint)
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "test", "test", None, None, "devstack",
-            ))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "devstack"))
             .load()
             .await;
         Clients {

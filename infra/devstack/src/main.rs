@@ -4,22 +4,19 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use devstack::functions::{check_binaries, function_specs};
-use devstack::gateway::{self, Gateway};
-use devstack::runtime::{FunctionPool, Output};
+use devstack::functions::check_binaries;
+use devstack::gateway;
+use devstack::local::assemble;
+use devstack::runtime::Output;
 use devstack::stack::Stack;
-use devstack::template::{resolve, Template};
-use devstack::{esm, provision, Clients};
+use devstack::template::Template;
+use devstack::{provision, Clients};
 
 #[derive(Parser)]
-#[command(
-    name = "devstack",
-    about = "Runs infra/template.yaml locally: emulator resources, REST API and functions"
-)]
+#[command(name = "devstack", about = "Runs infra/template.yaml locally: emulator resources, REST API and functions")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,11 +46,7 @@ struct Common {
     /// Where the resolved names, ARNs and URLs are written.
     #[arg(long, default_value = ".devstack/stack.json", env = "DEVSTACK_STATE")]
     state: PathBuf,
-    #[arg(
-        long,
-        default_value = "http://127.0.0.1:4566",
-        env = "AWS_ENDPOINT_URL"
-    )]
+    #[arg(long, default_value = "http://127.0.0.1:4566", env = "AWS_ENDPOINT_URL")]
     endpoint: String,
     #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
     region: String,
@@ -91,11 +84,7 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Up {
-            common,
-            listen,
-            bin_dir,
-        } => up(common, listen, bin_dir).await,
+        Command::Up { common, listen, bin_dir } => up(common, listen, bin_dir).await,
     }
 }
 
@@ -104,12 +93,7 @@ async fn provision_stack(common: &Common) -> Result<(Template, Clients, Stack)> 
     let clients = Clients::connect(&common.endpoint, &common.region).await;
     provision::check_emulator(&clients, &common.endpoint).await?;
     let overrides: BTreeMap<String, String> = common.parameters.iter().cloned().collect();
-    let stack = Stack::new(
-        &common.stack_name,
-        &common.region,
-        &common.endpoint,
-        template.parameters(&overrides)?,
-    );
+    let stack = Stack::new(&common.stack_name, &common.region, &common.endpoint, template.parameters(&overrides)?);
     let stack = provision::provision(&template, &clients, stack).await?;
     stack.save(&common.state)?;
     Ok((template, clients, stack))
@@ -126,73 +110,17 @@ async fn up(common: Common, listen: SocketAddr, bin_dir: PathBuf) -> Result<()> 
     })?;
     check_binaries(&Template::load(&common.template)?, &bin_dir)?;
     let (template, clients, stack) = provision_stack(&common).await?;
-    let specs = function_specs(&template, &stack, &bin_dir)?;
-
-    let local_env = BTreeMap::from([
-        ("AWS_ENDPOINT_URL".to_string(), common.endpoint.clone()),
-        ("AWS_REGION".to_string(), common.region.clone()),
-        ("AWS_DEFAULT_REGION".to_string(), common.region.clone()),
-        ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
-        ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
-    ]);
-    let mut routes = Vec::new();
-    let mut mappings = 0;
-    for spec in specs {
-        let queues = spec.queues.clone();
-        let spec_routes = spec.routes.clone();
-        let pool = FunctionPool::new(spec, local_env.clone(), Output::Print);
-        for route in spec_routes {
-            routes.push((route, pool.clone()));
-        }
-        for source in queues {
-            esm::spawn_pollers(
-                clients.sqs.clone(),
-                common.region.clone(),
-                source,
-                pool.clone(),
-            );
-            mappings += 1;
-        }
-    }
-
-    let api = template
-        .resources()
-        .into_iter()
-        .find(|r| r.kind == "AWS::Serverless::Api")
-        .ok_or_else(|| anyhow!("the template has no AWS::Serverless::Api"))?;
-    let api_props = resolve(&api.properties, &stack)?;
-    let stage = api_props
-        .get("StageName")
-        .and_then(|s| s.as_str())
-        .unwrap_or("dev")
-        .to_string();
-    let gateway_responses = api_props
-        .get("GatewayResponses")
-        .cloned()
-        .unwrap_or_default();
-    let route_count = routes.len();
-    if route_count == 0 {
-        bail!("the template defines no API routes");
-    }
-    let gw = Arc::new(Gateway::new(
-        stack.physical_id(&api.logical_id)?.to_string(),
-        stage,
-        stack.account_id.clone(),
-        routes,
-        &gateway_responses,
-    ));
+    let local = assemble(&template, &stack, &clients, &bin_dir, Output::Print, true)?;
+    let (route_count, mappings) = (local.route_count, local.queue_mappings);
 
     let base = format!("http://{listen}");
-    println!(
-        "devstack: {route_count} routes, {mappings} queue mappings, emulator at {}",
-        common.endpoint
-    );
+    println!("devstack: {route_count} routes, {mappings} queue mappings, emulator at {}", common.endpoint);
     println!("devstack: API listening on {base}");
     println!("devstack: try  curl -s -X POST {base}/api/v1/products -H 'content-type: application/json' \\");
     println!("             -d '{{\"seller_id\":\"seller-1\",\"name\":\"Tea cup\",\"category\":\"kitchen\",\"price\":{{\"amount\":1200,\"currency\":\"JPY\"}},\"stock_quantity\":5}}'");
     let ready = common.state.with_file_name("ready");
     std::fs::write(&ready, &base).with_context(|| format!("writing {}", ready.display()))?;
-    let app = gateway::router(gw).into_make_service_with_connect_info::<SocketAddr>();
+    let app = gateway::router(local.gateway).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
     let result = served.await;
     let _ = std::fs::remove_file(&ready);
@@ -201,8 +129,7 @@ async fn up(common: Common, listen: SocketAddr, bin_dir: PathBuf) -> Result<()> 
 
 /// Ctrl-C or SIGTERM (what `make stop` sends); the function instances are stopped on the way out.
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}

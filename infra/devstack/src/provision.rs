@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    LocalSecondaryIndex, Projection, ProjectionType, ProvisionedThroughput, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, LocalSecondaryIndex, Projection,
+    ProjectionType, ProvisionedThroughput, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{json, Value};
@@ -31,8 +31,7 @@ pub const SUPPORTED_TYPES: &[&str] = &[
 
 /// Checks that the emulator answers, with a message that says what to do when it does not.
 pub async fn check_emulator(clients: &Clients, endpoint: &str) -> Result<()> {
-    let probe =
-        tokio::time::timeout(Duration::from_secs(5), clients.sqs.list_queues().send()).await;
+    let probe = tokio::time::timeout(Duration::from_secs(5), clients.sqs.list_queues().send()).await;
     match probe {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => bail!(
@@ -58,8 +57,7 @@ pub async fn provision(template: &Template, clients: &Clients, mut stack: Stack)
         }
     }
     for r in order {
-        let props = resolve(&r.properties, &stack)
-            .with_context(|| format!("resolving {}", r.logical_id))?;
+        let props = resolve(&r.properties, &stack).with_context(|| format!("resolving {}", r.logical_id))?;
         let provisioned = match r.kind.as_str() {
             "AWS::SNS::Topic" => topic(clients, &stack, &r, &props).await,
             "AWS::SNS::Subscription" => subscription(clients, &r, &props).await,
@@ -99,12 +97,7 @@ fn json_string(v: &Value) -> String {
     }
 }
 
-async fn topic(
-    clients: &Clients,
-    stack: &Stack,
-    r: &Resource,
-    props: &Value,
-) -> Result<Provisioned> {
+async fn topic(clients: &Clients, stack: &Stack, r: &Resource, props: &Value) -> Result<Provisioned> {
     let fifo = flag(props, "FifoTopic");
     let mut name = physical_name(stack, r, props, "TopicName")?;
     if fifo && !name.ends_with(".fifo") {
@@ -121,53 +114,24 @@ async fn topic(
         request = request.attributes("DisplayName", scalar_string(display)?);
     }
     // CreateTopic is idempotent: it returns the existing topic's ARN.
-    let arn = request
-        .send()
-        .await
-        .map_err(sdk)?
-        .topic_arn
-        .ok_or_else(|| anyhow!("no TopicArn returned"))?;
+    let arn = request.send().await.map_err(sdk)?.topic_arn.ok_or_else(|| anyhow!("no TopicArn returned"))?;
     Ok(Provisioned {
         kind: r.kind.clone(),
         physical_id: arn.clone(),
-        attributes: BTreeMap::from([
-            ("TopicArn".into(), json!(arn)),
-            ("TopicName".into(), json!(name)),
-        ]),
+        attributes: BTreeMap::from([("TopicArn".into(), json!(arn)), ("TopicName".into(), json!(name))]),
     })
 }
 
 async fn subscription(clients: &Clients, r: &Resource, props: &Value) -> Result<Provisioned> {
-    let topic_arn = scalar_string(
-        props
-            .get("TopicArn")
-            .ok_or_else(|| anyhow!("TopicArn is required"))?,
-    )?;
-    let protocol = scalar_string(
-        props
-            .get("Protocol")
-            .ok_or_else(|| anyhow!("Protocol is required"))?,
-    )?;
-    let endpoint = scalar_string(
-        props
-            .get("Endpoint")
-            .ok_or_else(|| anyhow!("Endpoint is required"))?,
-    )?;
+    let topic_arn = scalar_string(props.get("TopicArn").ok_or_else(|| anyhow!("TopicArn is required"))?)?;
+    let protocol = scalar_string(props.get("Protocol").ok_or_else(|| anyhow!("Protocol is required"))?)?;
+    let endpoint = scalar_string(props.get("Endpoint").ok_or_else(|| anyhow!("Endpoint is required"))?)?;
     let mut attributes: BTreeMap<&str, String> = BTreeMap::new();
-    attributes.insert(
-        "RawMessageDelivery",
-        flag(props, "RawMessageDelivery").to_string(),
-    );
+    attributes.insert("RawMessageDelivery", flag(props, "RawMessageDelivery").to_string());
     if let Some(filter) = props.get("FilterPolicy") {
         attributes.insert("FilterPolicy", json_string(filter));
-        let scope = props
-            .get("FilterPolicyScope")
-            .map(scalar_string)
-            .transpose()?;
-        attributes.insert(
-            "FilterPolicyScope",
-            scope.unwrap_or_else(|| "MessageAttributes".into()),
-        );
+        let scope = props.get("FilterPolicyScope").map(scalar_string).transpose()?;
+        attributes.insert("FilterPolicyScope", scope.unwrap_or_else(|| "MessageAttributes".into()));
     }
     if let Some(redrive) = props.get("RedrivePolicy") {
         attributes.insert("RedrivePolicy", json_string(redrive));
@@ -222,12 +186,7 @@ async fn subscription(clients: &Clients, r: &Resource, props: &Value) -> Result<
             for (name, value) in &attributes {
                 request = request.attributes(*name, value);
             }
-            request
-                .send()
-                .await
-                .map_err(sdk)?
-                .subscription_arn
-                .ok_or_else(|| anyhow!("no SubscriptionArn"))?
+            request.send().await.map_err(sdk)?.subscription_arn.ok_or_else(|| anyhow!("no SubscriptionArn"))?
         }
     };
     Ok(Provisioned {
@@ -241,12 +200,7 @@ async fn subscription(clients: &Clients, r: &Resource, props: &Value) -> Result<
     })
 }
 
-async fn queue(
-    clients: &Clients,
-    stack: &Stack,
-    r: &Resource,
-    props: &Value,
-) -> Result<Provisioned> {
+async fn queue(clients: &Clients, stack: &Stack, r: &Resource, props: &Value) -> Result<Provisioned> {
     let fifo = flag(props, "FifoQueue");
     let mut name = physical_name(stack, r, props, "QueueName")?;
     if fifo && !name.ends_with(".fifo") {
@@ -255,16 +209,10 @@ async fn queue(
     let mut attributes: Vec<(QueueAttributeName, String)> = Vec::new();
     for (prop, attr) in [
         ("VisibilityTimeout", QueueAttributeName::VisibilityTimeout),
-        (
-            "MessageRetentionPeriod",
-            QueueAttributeName::MessageRetentionPeriod,
-        ),
+        ("MessageRetentionPeriod", QueueAttributeName::MessageRetentionPeriod),
         ("DelaySeconds", QueueAttributeName::DelaySeconds),
         ("MaximumMessageSize", QueueAttributeName::MaximumMessageSize),
-        (
-            "ReceiveMessageWaitTimeSeconds",
-            QueueAttributeName::ReceiveMessageWaitTimeSeconds,
-        ),
+        ("ReceiveMessageWaitTimeSeconds", QueueAttributeName::ReceiveMessageWaitTimeSeconds),
     ] {
         if let Some(v) = props.get(prop) {
             attributes.push((attr, scalar_string(v)?));
@@ -282,15 +230,10 @@ async fn queue(
 
     let url = match clients.sqs.get_queue_url().queue_name(&name).send().await {
         Ok(found) => {
-            let url = found
-                .queue_url
-                .ok_or_else(|| anyhow!("no QueueUrl returned"))?;
+            let url = found.queue_url.ok_or_else(|| anyhow!("no QueueUrl returned"))?;
             // FifoQueue cannot be changed after creation; everything else is brought in line.
-            let settable: Vec<_> = attributes
-                .iter()
-                .filter(|(k, _)| *k != QueueAttributeName::FifoQueue)
-                .cloned()
-                .collect();
+            let settable: Vec<_> =
+                attributes.iter().filter(|(k, _)| *k != QueueAttributeName::FifoQueue).cloned().collect();
             if !settable.is_empty() {
                 clients
                     .sqs
@@ -327,13 +270,8 @@ async fn queue(
 }
 
 async fn queue_policy(clients: &Clients, r: &Resource, props: &Value) -> Result<Provisioned> {
-    let policy = props
-        .get("PolicyDocument")
-        .ok_or_else(|| anyhow!("PolicyDocument is required"))?;
-    let queues = props
-        .get("Queues")
-        .and_then(Value::as_array)
-        .ok_or_else(|| anyhow!("Queues is required"))?;
+    let policy = props.get("PolicyDocument").ok_or_else(|| anyhow!("PolicyDocument is required"))?;
+    let queues = props.get("Queues").and_then(Value::as_array).ok_or_else(|| anyhow!("Queues is required"))?;
     for q in queues {
         clients
             .sqs
@@ -344,11 +282,7 @@ async fn queue_policy(clients: &Clients, r: &Resource, props: &Value) -> Result<
             .await
             .map_err(sdk)?;
     }
-    Ok(Provisioned {
-        kind: r.kind.clone(),
-        physical_id: r.logical_id.clone(),
-        attributes: BTreeMap::new(),
-    })
+    Ok(Provisioned { kind: r.kind.clone(), physical_id: r.logical_id.clone(), attributes: BTreeMap::new() })
 }
 
 fn key_schema(v: Option<&Value>) -> Result<Vec<KeySchemaElement>> {
@@ -365,18 +299,9 @@ fn key_schema(v: Option<&Value>) -> Result<Vec<KeySchemaElement>> {
 }
 
 fn projection(v: &Value) -> Result<Projection> {
-    let kind = v
-        .get("ProjectionType")
-        .map(scalar_string)
-        .transpose()?
-        .unwrap_or_else(|| "ALL".into());
+    let kind = v.get("ProjectionType").map(scalar_string).transpose()?.unwrap_or_else(|| "ALL".into());
     let mut p = Projection::builder().projection_type(ProjectionType::from(kind.as_str()));
-    for a in v
-        .get("NonKeyAttributes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for a in v.get("NonKeyAttributes").and_then(Value::as_array).into_iter().flatten() {
         p = p.non_key_attributes(scalar_string(a)?);
     }
     Ok(p.build())
@@ -392,19 +317,12 @@ fn throughput(v: Option<&Value>) -> Result<Option<ProvisionedThroughput>> {
     .transpose()
 }
 
-async fn table(
-    clients: &Clients,
-    stack: &Stack,
-    r: &Resource,
-    props: &Value,
-) -> Result<Provisioned> {
+async fn table(clients: &Clients, stack: &Stack, r: &Resource, props: &Value) -> Result<Provisioned> {
     let name = physical_name(stack, r, props, "TableName")?;
     let wanted_keys = key_schema(props.get("KeySchema"))?;
     let described = match clients.ddb.describe_table().table_name(&name).send().await {
         Ok(found) => {
-            let table = found
-                .table
-                .ok_or_else(|| anyhow!("DescribeTable returned no table"))?;
+            let table = found.table.ok_or_else(|| anyhow!("DescribeTable returned no table"))?;
             if table.key_schema() != wanted_keys.as_slice() {
                 bail!(
                     "table {name} already exists with a different key schema; reset the emulator (`make emulator-reset`) to recreate it"
@@ -412,44 +330,21 @@ async fn table(
             }
             table
         }
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            let mut request = clients
-                .ddb
-                .create_table()
-                .table_name(&name)
-                .set_key_schema(Some(wanted_keys));
-            for a in props
-                .get("AttributeDefinitions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            let mut request = clients.ddb.create_table().table_name(&name).set_key_schema(Some(wanted_keys));
+            for a in props.get("AttributeDefinitions").and_then(Value::as_array).into_iter().flatten() {
                 request = request.attribute_definitions(
                     AttributeDefinition::builder()
                         .attribute_name(scalar_string(&a["AttributeName"])?)
-                        .attribute_type(ScalarAttributeType::from(
-                            scalar_string(&a["AttributeType"])?.as_str(),
-                        ))
+                        .attribute_type(ScalarAttributeType::from(scalar_string(&a["AttributeType"])?.as_str()))
                         .build()?,
                 );
             }
-            let billing = props
-                .get("BillingMode")
-                .map(scalar_string)
-                .transpose()?
-                .unwrap_or_else(|| "PROVISIONED".into());
+            let billing =
+                props.get("BillingMode").map(scalar_string).transpose()?.unwrap_or_else(|| "PROVISIONED".into());
             request = request.billing_mode(BillingMode::from(billing.as_str()));
-            request =
-                request.set_provisioned_throughput(throughput(props.get("ProvisionedThroughput"))?);
-            for g in props
-                .get("GlobalSecondaryIndexes")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            request = request.set_provisioned_throughput(throughput(props.get("ProvisionedThroughput"))?);
+            for g in props.get("GlobalSecondaryIndexes").and_then(Value::as_array).into_iter().flatten() {
                 request = request.global_secondary_indexes(
                     GlobalSecondaryIndex::builder()
                         .index_name(scalar_string(&g["IndexName"])?)
@@ -459,12 +354,7 @@ async fn table(
                         .build()?,
                 );
             }
-            for l in props
-                .get("LocalSecondaryIndexes")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for l in props.get("LocalSecondaryIndexes").and_then(Value::as_array).into_iter().flatten() {
                 request = request.local_secondary_indexes(
                     LocalSecondaryIndex::builder()
                         .index_name(scalar_string(&l["IndexName"])?)
@@ -481,33 +371,16 @@ async fn table(
                         .build()?,
                 );
             }
-            request
-                .send()
-                .await
-                .map_err(sdk)?
-                .table_description
-                .ok_or_else(|| anyhow!("no table description"))?
+            request.send().await.map_err(sdk)?.table_description.ok_or_else(|| anyhow!("no table description"))?
         }
         Err(e) => return Err(sdk(e)),
     };
-    if let Some(ttl) = props
-        .get("TimeToLiveSpecification")
-        .filter(|t| flag(t, "Enabled"))
-    {
+    if let Some(ttl) = props.get("TimeToLiveSpecification").filter(|t| flag(t, "Enabled")) {
         let attribute = scalar_string(&ttl["AttributeName"])?;
-        let current = clients
-            .ddb
-            .describe_time_to_live()
-            .table_name(&name)
-            .send()
-            .await
-            .map_err(sdk)?;
+        let current = clients.ddb.describe_time_to_live().table_name(&name).send().await.map_err(sdk)?;
         let enabled_on = current
             .time_to_live_description()
-            .filter(|d| {
-                d.time_to_live_status()
-                    .is_some_and(|s| s.as_str() == "ENABLED")
-            })
+            .filter(|d| d.time_to_live_status().is_some_and(|s| s.as_str() == "ENABLED"))
             .and_then(|d| d.attribute_name());
         if enabled_on != Some(attribute.as_str()) {
             clients
@@ -515,10 +388,7 @@ async fn table(
                 .update_time_to_live()
                 .table_name(&name)
                 .time_to_live_specification(
-                    TimeToLiveSpecification::builder()
-                        .attribute_name(attribute)
-                        .enabled(true)
-                        .build()?,
+                    TimeToLiveSpecification::builder().attribute_name(attribute).enabled(true).build()?,
                 )
                 .send()
                 .await
@@ -528,21 +398,12 @@ async fn table(
     let arn = described
         .table_arn()
         .map(str::to_string)
-        .unwrap_or_else(|| {
-            format!(
-                "arn:aws:dynamodb:{}:{}:table/{name}",
-                stack.region, stack.account_id
-            )
-        });
+        .unwrap_or_else(|| format!("arn:aws:dynamodb:{}:{}:table/{name}", stack.region, stack.account_id));
     let mut attributes = BTreeMap::from([("Arn".into(), json!(arn))]);
     if let Some(stream) = described.latest_stream_arn() {
         attributes.insert("StreamArn".into(), json!(stream));
     }
-    Ok(Provisioned {
-        kind: r.kind.clone(),
-        physical_id: name,
-        attributes,
-    })
+    Ok(Provisioned { kind: r.kind.clone(), physical_id: name, attributes })
 }
 
 fn function(stack: &Stack, r: &Resource, props: &Value) -> Provisioned {
@@ -550,26 +411,14 @@ fn function(stack: &Stack, r: &Resource, props: &Value) -> Provisioned {
         .get("FunctionName")
         .and_then(|v| scalar_string(v).ok())
         .unwrap_or_else(|| format!("{}-{}", stack.stack_name, r.logical_id));
-    let arn = format!(
-        "arn:aws:lambda:{}:{}:function:{name}",
-        stack.region, stack.account_id
-    );
-    Provisioned {
-        kind: r.kind.clone(),
-        physical_id: name,
-        attributes: BTreeMap::from([("Arn".into(), json!(arn))]),
-    }
+    let arn = format!("arn:aws:lambda:{}:{}:function:{name}", stack.region, stack.account_id);
+    Provisioned { kind: r.kind.clone(), physical_id: name, attributes: BTreeMap::from([("Arn".into(), json!(arn))]) }
 }
 
 fn api(stack: &Stack, r: &Resource) -> Provisioned {
     // A stable id derived from the logical id, like the random ids API Gateway hands out.
-    let id: String = format!(
-        "{:x}",
-        fnv1a(&format!("{}/{}", stack.stack_name, r.logical_id))
-    )
-    .chars()
-    .take(10)
-    .collect();
+    let id: String =
+        format!("{:x}", fnv1a(&format!("{}/{}", stack.stack_name, r.logical_id))).chars().take(10).collect();
     Provisioned {
         kind: r.kind.clone(),
         physical_id: id.clone(),
@@ -578,9 +427,7 @@ fn api(stack: &Stack, r: &Resource) -> Provisioned {
 }
 
 fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
+    s.bytes().fold(0xcbf29ce484222325, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }
 
 fn sdk<E: std::error::Error + Send + Sync + 'static>(e: E) -> anyhow::Error {

@@ -152,11 +152,7 @@ pub struct FunctionPool {
 }
 
 impl FunctionPool {
-    pub fn new(
-        spec: FunctionSpec,
-        local_env: BTreeMap<String, String>,
-        output: Output,
-    ) -> Arc<FunctionPool> {
+    pub fn new(spec: FunctionSpec, local_env: BTreeMap<String, String>, output: Output) -> Arc<FunctionPool> {
         Arc::new(FunctionPool {
             permits: Semaphore::new(spec.max_concurrency),
             spec: Arc::new(spec),
@@ -170,12 +166,7 @@ impl FunctionPool {
 
     /// Instances currently running (warm or busy).
     pub fn instance_count(&self) -> usize {
-        self.all
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|i| i.is_alive())
-            .count()
+        self.all.lock().unwrap().iter().filter(|i| i.is_alive()).count()
     }
 
     /// Stops every instance; the next invocation starts cold.
@@ -188,11 +179,7 @@ impl FunctionPool {
 
     /// Invokes the function with `payload` and waits for its response.
     pub async fn invoke(&self, payload: Bytes) -> Result<Invoked, InvokeError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| InvokeError::Spawn("pool closed".into()))?;
+        let _permit = self.permits.acquire().await.map_err(|_| InvokeError::Spawn("pool closed".into()))?;
         let warm = loop {
             let candidate = self.idle.lock().unwrap().pop();
             match candidate {
@@ -214,10 +201,7 @@ impl FunctionPool {
             deadline: SystemTime::now() + self.spec.timeout,
             trace_id: format!(
                 "Root=1-{:08x}-{};Parent={};Sampled=0",
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs(),
+                SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
                 &uuid::Uuid::new_v4().simple().to_string()[..24],
                 &uuid::Uuid::new_v4().simple().to_string()[..16],
             ),
@@ -235,11 +219,8 @@ impl FunctionPool {
                 Err(InvokeError::Timeout(self.spec.timeout))
             }
         };
-        let reusable = instance.is_alive()
-            && !matches!(
-                outcome,
-                Err(InvokeError::Timeout(_) | InvokeError::Crashed(_))
-            );
+        let reusable =
+            instance.is_alive() && !matches!(outcome, Err(InvokeError::Timeout(_) | InvokeError::Crashed(_)));
         let max_memory_kb = max_rss_kb(instance.pid);
         if reusable {
             self.idle.lock().unwrap().push(instance.clone());
@@ -248,15 +229,7 @@ impl FunctionPool {
         let report = Report {
             request_id,
             function: self.spec.name.clone(),
-            init: cold
-                .then(|| {
-                    instance
-                        .api
-                        .first_next
-                        .get()
-                        .map(|t| t.duration_since(instance.started))
-                })
-                .flatten(),
+            init: cold.then(|| instance.api.first_next.get().map(|t| t.duration_since(instance.started))).flatten(),
             duration,
             cold_total: cold.then(|| instance.started.elapsed()),
             max_memory_kb,
@@ -275,12 +248,7 @@ impl FunctionPool {
             .lock()
             .unwrap()
             .clone()
-            .unwrap_or_else(|| {
-                format!(
-                    "{} exited during the invocation (see its output above)",
-                    self.spec.binary
-                )
-            })
+            .unwrap_or_else(|| format!("{} exited during the invocation (see its output above)", self.spec.binary))
     }
 
     async fn start_instance(&self) -> Result<Arc<Instance>, InvokeError> {
@@ -288,9 +256,7 @@ impl FunctionPool {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| InvokeError::Spawn(format!("runtime API listener: {e}")))?;
-        let addr: SocketAddr = listener
-            .local_addr()
-            .map_err(|e| InvokeError::Spawn(e.to_string()))?;
+        let addr: SocketAddr = listener.local_addr().map_err(|e| InvokeError::Spawn(e.to_string()))?;
         let (to_runtime, from_pool) = mpsc::channel(1);
         let api = Arc::new(RuntimeApi {
             function_arn: spec.arn.clone(),
@@ -318,14 +284,8 @@ impl FunctionPool {
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env(
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                spec.memory_mb.to_string(),
-            )
-            .env(
-                "AWS_LAMBDA_LOG_GROUP_NAME",
-                format!("/aws/lambda/{}", spec.name),
-            )
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string())
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", spec.name))
             .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("devstack/{n}"))
             .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
             .env("_HANDLER", "bootstrap")
@@ -341,10 +301,7 @@ impl FunctionPool {
         let pid = child.id().unwrap_or_default();
         let recent: Arc<Mutex<VecDeque<String>>> = Arc::default();
         for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
             child.stderr.take().map(|s| Box::new(s) as _),
         ]
         .into_iter()
@@ -378,16 +335,7 @@ impl FunctionPool {
                 alive.store(false, Ordering::SeqCst);
                 api.closed.send_replace(true);
                 server.abort();
-                let tail = recent
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .rev()
-                    .take(5)
-                    .rev()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(" | ");
+                let tail = recent.lock().unwrap().iter().rev().take(5).rev().cloned().collect::<Vec<_>>().join(" | ");
                 let reason = format!("{binary} exited ({status}); last output: {tail}");
                 api.init_error.lock().unwrap().get_or_insert(reason);
                 // Fail whatever was in flight or queued: dropping the replies wakes the callers.
@@ -436,14 +384,8 @@ fn max_rss_kb(pid: u32) -> u64 {
 fn runtime_api_router(api: Arc<RuntimeApi>) -> Router {
     Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/response",
-            post(invocation_response),
-        )
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/error",
-            post(invocation_error),
-        )
+        .route("/2018-06-01/runtime/invocation/{id}/response", post(invocation_response))
+        .route("/2018-06-01/runtime/invocation/{id}/error", post(invocation_error))
         .route("/2018-06-01/runtime/init/error", post(init_error))
         .with_state(api)
 }
@@ -459,19 +401,12 @@ async fn next_invocation(State(api): State<Arc<RuntimeApi>>) -> Response {
     let Some(inv) = invocation else {
         return StatusCode::GONE.into_response();
     };
-    let deadline_ms = inv
-        .deadline
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
+    let deadline_ms = inv.deadline.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
     // Registered while holding `next`, so the instance's cleanup cannot miss it.
-    api.pending.lock().unwrap().insert(
-        inv.request_id.clone(),
-        Pending {
-            reply: inv.reply,
-            handed_out: Instant::now(),
-        },
-    );
+    api.pending
+        .lock()
+        .unwrap()
+        .insert(inv.request_id.clone(), Pending { reply: inv.reply, handed_out: Instant::now() });
     drop(next);
     let mut headers = HeaderMap::new();
     let mut set = |k: &'static str, v: String| {
@@ -481,20 +416,13 @@ async fn next_invocation(State(api): State<Arc<RuntimeApi>>) -> Response {
     };
     set("lambda-runtime-aws-request-id", inv.request_id);
     set("lambda-runtime-deadline-ms", deadline_ms.to_string());
-    set(
-        "lambda-runtime-invoked-function-arn",
-        api.function_arn.clone(),
-    );
+    set("lambda-runtime-invoked-function-arn", api.function_arn.clone());
     set("lambda-runtime-trace-id", inv.trace_id);
     set("content-type", "application/json".into());
     (StatusCode::OK, headers, inv.payload).into_response()
 }
 
-async fn invocation_response(
-    State(api): State<Arc<RuntimeApi>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> StatusCode {
+async fn invocation_response(State(api): State<Arc<RuntimeApi>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
     match api.pending.lock().unwrap().remove(&id) {
         Some(p) => {
             let _ = p.reply.send(Ok((body, p.handed_out.elapsed())));
@@ -513,20 +441,13 @@ async fn invocation_error(
     let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let error_type = parsed["errorType"]
         .as_str()
-        .or_else(|| {
-            headers
-                .get("lambda-runtime-function-error-type")
-                .and_then(|v| v.to_str().ok())
-        })
+        .or_else(|| headers.get("lambda-runtime-function-error-type").and_then(|v| v.to_str().ok()))
         .unwrap_or("Unhandled")
         .to_string();
     let message = parsed["errorMessage"].as_str().unwrap_or("").to_string();
     match api.pending.lock().unwrap().remove(&id) {
         Some(p) => {
-            let _ = p.reply.send(Err(InvokeError::Function {
-                error_type,
-                message,
-            }));
+            let _ = p.reply.send(Err(InvokeError::Function { error_type, message }));
             StatusCode::ACCEPTED
         }
         None => StatusCode::BAD_REQUEST,
@@ -535,10 +456,8 @@ async fn invocation_error(
 
 async fn init_error(State(api): State<Arc<RuntimeApi>>, body: Bytes) -> StatusCode {
     let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let message = parsed["errorMessage"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| String::from_utf8_lossy(&body).into());
+    let message =
+        parsed["errorMessage"].as_str().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(&body).into());
     *api.init_error.lock().unwrap() = Some(format!("init failed: {message}"));
     StatusCode::ACCEPTED
 }

@@ -35,12 +35,7 @@ pub struct Provisioned {
 }
 
 impl Stack {
-    pub fn new(
-        stack_name: &str,
-        region: &str,
-        endpoint: &str,
-        parameters: BTreeMap<String, Value>,
-    ) -> Stack {
+    pub fn new(stack_name: &str, region: &str, endpoint: &str, parameters: BTreeMap<String, Value>) -> Stack {
         Stack {
             stack_name: stack_name.into(),
             region: region.into(),
@@ -52,12 +47,8 @@ impl Stack {
     }
 
     pub fn load(path: &Path) -> Result<Stack> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "reading {}: run `devstack provision` (or `make dev`) first",
-                path.display()
-            )
-        })?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}: run `devstack provision` (or `make dev`) first", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
@@ -72,9 +63,7 @@ impl Stack {
     }
 
     pub fn resource(&self, logical_id: &str) -> Result<&Provisioned> {
-        self.resources
-            .get(logical_id)
-            .ok_or_else(|| anyhow!("resource {logical_id} is not in the stack"))
+        self.resources.get(logical_id).ok_or_else(|| anyhow!("resource {logical_id} is not in the stack"))
     }
 
     /// The `Ref` value of a resource: a queue URL, a topic ARN, a table name.
@@ -120,14 +109,13 @@ impl Resolver for Stack {
     }
 
     fn attribute(&self, resource: &str, attribute: &str) -> Result<Value> {
-        let r = self.resources.get(resource).ok_or_else(|| {
-            anyhow!("Fn::GetAtt {resource}.{attribute}: no such (yet provisioned) resource")
-        })?;
-        r.attributes.get(attribute).cloned().ok_or_else(|| {
-            anyhow!(
-                "Fn::GetAtt {resource}.{attribute}: {} has no attribute {attribute}",
-                r.kind
-            )
-        })
+        let r = self
+            .resources
+            .get(resource)
+            .ok_or_else(|| anyhow!("Fn::GetAtt {resource}.{attribute}: no such (yet provisioned) resource"))?;
+        r.attributes
+            .get(attribute)
+            .cloned()
+            .ok_or_else(|| anyhow!("Fn::GetAtt {resource}.{attribute}: {} has no attribute {attribute}", r.kind))
     }
 }

@@ -25,8 +25,7 @@ pub struct Resource {
 
 impl Template {
     pub fn load(path: &Path) -> Result<Template> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading template {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading template {}", path.display()))?;
         Template::parse(&text).with_context(|| format!("parsing template {}", path.display()))
     }
 
@@ -47,10 +46,7 @@ impl Template {
                     .map(|(id, r)| Resource {
                         logical_id: id.clone(),
                         kind: r["Type"].as_str().unwrap_or_default().to_string(),
-                        properties: r
-                            .get("Properties")
-                            .cloned()
-                            .unwrap_or(Value::Object(Map::new())),
+                        properties: r.get("Properties").cloned().unwrap_or(Value::Object(Map::new())),
                         metadata: r.get("Metadata").cloned().unwrap_or(Value::Null),
                     })
                     .collect()
@@ -59,24 +55,16 @@ impl Template {
     }
 
     pub fn resource(&self, logical_id: &str) -> Option<Resource> {
-        self.resources()
-            .into_iter()
-            .find(|r| r.logical_id == logical_id)
+        self.resources().into_iter().find(|r| r.logical_id == logical_id)
     }
 
     /// `Globals.Function` of the SAM transform.
     pub fn function_globals(&self) -> Value {
-        self.root
-            .pointer("/Globals/Function")
-            .cloned()
-            .unwrap_or(Value::Object(Map::new()))
+        self.root.pointer("/Globals/Function").cloned().unwrap_or(Value::Object(Map::new()))
     }
 
     /// Parameter defaults, overridden by `overrides`.
-    pub fn parameters(
-        &self,
-        overrides: &BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, Value>> {
+    pub fn parameters(&self, overrides: &BTreeMap<String, String>) -> Result<BTreeMap<String, Value>> {
         let mut out = BTreeMap::new();
         if let Some(params) = self.root.get("Parameters").and_then(Value::as_object) {
             for (name, spec) in params {
@@ -105,9 +93,7 @@ impl Template {
                     Value::String(s) => {
                         refs.insert(s.clone());
                     }
-                    Value::Array(a) => {
-                        refs.extend(a.iter().filter_map(|v| v.as_str().map(str::to_string)))
-                    }
+                    Value::Array(a) => refs.extend(a.iter().filter_map(|v| v.as_str().map(str::to_string))),
                     _ => {}
                 }
             }
@@ -119,17 +105,11 @@ impl Template {
         while order.len() < resources.len() {
             let ready: Vec<&Resource> = resources
                 .iter()
-                .filter(|r| {
-                    !done.contains(&r.logical_id)
-                        && deps[&r.logical_id].iter().all(|d| done.contains(d))
-                })
+                .filter(|r| !done.contains(&r.logical_id) && deps[&r.logical_id].iter().all(|d| done.contains(d)))
                 .collect();
             if ready.is_empty() {
                 let stuck: Vec<_> = ids.difference(&done).cloned().collect();
-                bail!(
-                    "circular references between resources: {}",
-                    stuck.join(", ")
-                );
+                bail!("circular references between resources: {}", stuck.join(", "));
             }
             for r in ready {
                 done.insert(r.logical_id.clone());
@@ -201,10 +181,8 @@ pub fn resolve(value: &Value, r: &dyn Resolver) -> Result<Value> {
             match key.as_str() {
                 "Ref" => r.reference(arg.as_str().ok_or_else(|| anyhow!("Ref takes a name"))?),
                 "Fn::GetAtt" => {
-                    let parts: Vec<&str> = arg
-                        .as_array()
-                        .map(|a| a.iter().filter_map(Value::as_str).collect())
-                        .unwrap_or_default();
+                    let parts: Vec<&str> =
+                        arg.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
                     match parts.as_slice() {
                         [res, att] => r.attribute(res, att),
                         _ => bail!("Fn::GetAtt takes [resource, attribute], got {arg}"),
@@ -218,16 +196,8 @@ pub fn resolve(value: &Value, r: &dyn Resolver) -> Result<Value> {
                         .ok_or_else(|| anyhow!("Fn::Join takes [separator, list]"))?;
                     let sep = parts[0].as_str().unwrap_or_default();
                     let list = resolve(&parts[1], r)?;
-                    let items = list
-                        .as_array()
-                        .ok_or_else(|| anyhow!("Fn::Join needs a list"))?;
-                    Ok(Value::String(
-                        items
-                            .iter()
-                            .map(scalar_string)
-                            .collect::<Result<Vec<_>>>()?
-                            .join(sep),
-                    ))
+                    let items = list.as_array().ok_or_else(|| anyhow!("Fn::Join needs a list"))?;
+                    Ok(Value::String(items.iter().map(scalar_string).collect::<Result<Vec<_>>>()?.join(sep)))
                 }
                 "Fn::Select" => {
                     let parts = arg
@@ -236,17 +206,12 @@ pub fn resolve(value: &Value, r: &dyn Resolver) -> Result<Value> {
                         .ok_or_else(|| anyhow!("Fn::Select takes [index, list]"))?;
                     let index = scalar_string(&resolve(&parts[0], r)?)?.parse::<usize>()?;
                     let list = resolve(&parts[1], r)?;
-                    list.get(index)
-                        .cloned()
-                        .ok_or_else(|| anyhow!("Fn::Select index {index} out of range"))
+                    list.get(index).cloned().ok_or_else(|| anyhow!("Fn::Select index {index} out of range"))
                 }
                 k if k.starts_with("Fn::") || k == "Condition" => {
                     bail!("devstack does not support the intrinsic function {k}")
                 }
-                _ => Ok(Value::Object(Map::from_iter([(
-                    key.clone(),
-                    resolve(arg, r)?,
-                )]))),
+                _ => Ok(Value::Object(Map::from_iter([(key.clone(), resolve(arg, r)?)]))),
             }
         }
         Value::Object(m) => {
@@ -256,9 +221,7 @@ pub fn resolve(value: &Value, r: &dyn Resolver) -> Result<Value> {
             }
             Ok(Value::Object(out))
         }
-        Value::Array(a) => Ok(Value::Array(
-            a.iter().map(|v| resolve(v, r)).collect::<Result<_>>()?,
-        )),
+        Value::Array(a) => Ok(Value::Array(a.iter().map(|v| resolve(v, r)).collect::<Result<_>>()?)),
         other => Ok(other.clone()),
     }
 }
@@ -267,9 +230,7 @@ fn resolve_sub(arg: &Value, r: &dyn Resolver) -> Result<Value> {
     let (text, vars) = match arg {
         Value::String(s) => (s.clone(), Map::new()),
         Value::Array(a) if a.len() == 2 => (
-            a[0].as_str()
-                .ok_or_else(|| anyhow!("Fn::Sub template must be a string"))?
-                .to_string(),
+            a[0].as_str().ok_or_else(|| anyhow!("Fn::Sub template must be a string"))?.to_string(),
             resolve(&a[1], r)?.as_object().cloned().unwrap_or_default(),
         ),
         _ => bail!("Fn::Sub takes a string or [string, variables]"),
@@ -279,9 +240,7 @@ fn resolve_sub(arg: &Value, r: &dyn Resolver) -> Result<Value> {
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| anyhow!("unclosed ${{ in Fn::Sub: {text}"))?;
+        let end = after.find('}').ok_or_else(|| anyhow!("unclosed ${{ in Fn::Sub: {text}"))?;
         let name = after[..end].trim();
         if let Some(literal) = name.strip_prefix('!') {
             out.push_str("${");
@@ -349,9 +308,8 @@ fn yaml_to_json(v: serde_yaml::Value) -> Result<Value> {
                 "GetAtt" => {
                     let arg = match inner {
                         Value::String(s) => {
-                            let (res, att) = s.split_once('.').ok_or_else(|| {
-                                anyhow!("!GetAtt {s}: expected Resource.Attribute")
-                            })?;
+                            let (res, att) =
+                                s.split_once('.').ok_or_else(|| anyhow!("!GetAtt {s}: expected Resource.Attribute"))?;
                             Value::Array(vec![Value::String(res.into()), Value::String(att.into())])
                         }
                         other => other,
@@ -406,12 +364,7 @@ mod tests {
             "Resources:\n  Sub:\n    Type: S\n    Properties:\n      Q: !GetAtt Queue.Arn\n      T: !Ref Topic\n  Queue:\n    Type: Q\n    Properties:\n      D: !Sub '${Dlq.Arn}'\n  Dlq:\n    Type: Q\n  Topic:\n    Type: T\n",
         )
         .unwrap();
-        let order: Vec<String> = t
-            .creation_order()
-            .unwrap()
-            .into_iter()
-            .map(|r| r.logical_id)
-            .collect();
+        let order: Vec<String> = t.creation_order().unwrap().into_iter().map(|r| r.logical_id).collect();
         let pos = |id: &str| order.iter().position(|x| x == id).unwrap();
         assert!(pos("Dlq") < pos("Queue"));
         assert!(pos("Queue") < pos("Sub"));

@@ -9,27 +9,15 @@ fn devstack(args: &[&str]) -> (i32, String) {
         .env_remove("AWS_ENDPOINT_URL")
         .output()
         .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
 fn an_emulator_that_does_not_answer_is_named() {
     let state = std::env::temp_dir().join(format!("devstack-cli-{}.json", std::process::id()));
-    let (code, err) = devstack(&[
-        "provision",
-        "--endpoint",
-        "http://127.0.0.1:9",
-        "--state",
-        state.to_str().unwrap(),
-    ]);
+    let (code, err) = devstack(&["provision", "--endpoint", "http://127.0.0.1:9", "--state", state.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("emulator at http://127.0.0.1:9") && err.contains("make emulator"),
-        "{err}"
-    );
+    assert!(err.contains("emulator at http://127.0.0.1:9") && err.contains("make emulator"), "{err}");
 }
 
 #[test]
@@ -38,10 +26,7 @@ fn a_port_in_use_is_named() {
     let addr = taken.local_addr().unwrap().to_string();
     let (code, err) = devstack(&["up", "--listen", &addr, "--endpoint", "http://127.0.0.1:9"]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains(&addr) && err.contains("already in use"),
-        "{err}"
-    );
+    assert!(err.contains(&addr) && err.contains("already in use"), "{err}");
 }
 
 #[test]
@@ -53,18 +38,10 @@ fn a_missing_template_is_named() {
 
 #[test]
 fn a_missing_function_binary_says_which_build_to_run() {
-    let (code, err) = devstack(&[
-        "up",
-        "--listen",
-        "127.0.0.1:0",
-        "--bin-dir",
-        "/nonexistent/release",
-    ]);
+    let (code, err) = devstack(&["up", "--listen", "127.0.0.1:0", "--bin-dir", "/nonexistent/release"]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("products-api")
-            && err.contains("cargo build --release")
-            && err.contains("-p products-api"),
+        err.contains("products-api") && err.contains("cargo build --release") && err.contains("-p products-api"),
         "{err}"
     );
 }

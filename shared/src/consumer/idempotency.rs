@@ -28,21 +28,9 @@ pub enum Claim {
 }
 
 pub trait IdempotencyStore: Send + Sync {
-    fn claim(
-        &self,
-        consumer: &str,
-        event: &Envelope,
-    ) -> impl Future<Output = Result<Claim, String>> + Send;
-    fn complete(
-        &self,
-        consumer: &str,
-        event: &Envelope,
-    ) -> impl Future<Output = Result<(), String>> + Send;
-    fn release(
-        &self,
-        consumer: &str,
-        event: &Envelope,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    fn claim(&self, consumer: &str, event: &Envelope) -> impl Future<Output = Result<Claim, String>> + Send;
+    fn complete(&self, consumer: &str, event: &Envelope) -> impl Future<Output = Result<(), String>> + Send;
+    fn release(&self, consumer: &str, event: &Envelope) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 const STATUS_IN_PROGRESS: &str = "IN_PROGRESS";
@@ -111,11 +99,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .await;
         match put {
             Ok(_) => Ok(Claim::Claimed),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 // Someone holds the record: count the duplicate and say which case it is.
                 let updated = self
                     .client
@@ -129,16 +113,9 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                     .send()
                     .await
                     .map_err(sdk_error)?;
-                let status = updated
-                    .attributes()
-                    .and_then(|a| a.get("status"))
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str);
-                Ok(if status == Some(STATUS_COMPLETED) {
-                    Claim::AlreadyProcessed
-                } else {
-                    Claim::InProgress
-                })
+                let status =
+                    updated.attributes().and_then(|a| a.get("status")).and_then(|v| v.as_s().ok()).map(String::as_str);
+                Ok(if status == Some(STATUS_COMPLETED) { Claim::AlreadyProcessed } else { Claim::InProgress })
             }
             Err(err) => Err(sdk_error(err)),
         }
@@ -150,7 +127,9 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .update_item()
             .table_name(&self.table)
             .key("pk", s(key(consumer, &event.id)))
-            .update_expression("SET #status = :completed, completed_at = :at, expires_at = :exp REMOVE in_progress_until")
+            .update_expression(
+                "SET #status = :completed, completed_at = :at, expires_at = :exp REMOVE in_progress_until",
+            )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":completed", s(STATUS_COMPLETED))
             .expression_attribute_values(":at", s(now.to_rfc3339()))
@@ -174,13 +153,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
             Err(err) => Err(sdk_error(err)),
         }
     }
@@ -194,19 +167,11 @@ pub struct MemoryIdempotencyStore {
 
 impl MemoryIdempotencyStore {
     pub fn claim_state(&self, consumer: &str, event_id: &str) -> Option<&'static str> {
-        self.records
-            .lock()
-            .unwrap()
-            .get(&key(consumer, event_id))
-            .map(|r| r.0)
+        self.records.lock().unwrap().get(&key(consumer, event_id)).map(|r| r.0)
     }
 
     pub fn duplicates(&self, consumer: &str, event_id: &str) -> u32 {
-        self.records
-            .lock()
-            .unwrap()
-            .get(&key(consumer, event_id))
-            .map_or(0, |r| r.1)
+        self.records.lock().unwrap().get(&key(consumer, event_id)).map_or(0, |r| r.1)
     }
 }
 
@@ -220,22 +185,13 @@ impl IdempotencyStore for MemoryIdempotencyStore {
             }
             Some(record) => {
                 record.1 += 1;
-                Ok(if record.0 == STATUS_COMPLETED {
-                    Claim::AlreadyProcessed
-                } else {
-                    Claim::InProgress
-                })
+                Ok(if record.0 == STATUS_COMPLETED { Claim::AlreadyProcessed } else { Claim::InProgress })
             }
         }
     }
 
     async fn complete(&self, consumer: &str, event: &Envelope) -> Result<(), String> {
-        if let Some(record) = self
-            .records
-            .lock()
-            .unwrap()
-            .get_mut(&key(consumer, &event.id))
-        {
+        if let Some(record) = self.records.lock().unwrap().get_mut(&key(consumer, &event.id)) {
             record.0 = STATUS_COMPLETED;
         }
         Ok(())
@@ -243,10 +199,7 @@ impl IdempotencyStore for MemoryIdempotencyStore {
 
     async fn release(&self, consumer: &str, event: &Envelope) -> Result<(), String> {
         let mut records = self.records.lock().unwrap();
-        if records
-            .get(&key(consumer, &event.id))
-            .is_some_and(|r| r.0 == STATUS_IN_PROGRESS)
-        {
+        if records.get(&key(consumer, &event.id)).is_some_and(|r| r.0 == STATUS_IN_PROGRESS) {
             records.remove(&key(consumer, &event.id));
         }
         Ok(())
