@@ -20,6 +20,14 @@ use devstack::stack::Stack;
 use devstack::Clients;
 use serde_json::json;
 
+/// Per cold start: process start to first `/next`, to first response, and peak memory.
+#[derive(Default)]
+struct ColdSamples {
+    init: Vec<Duration>,
+    total: Vec<Duration>,
+    memory_kb: Vec<u64>,
+}
+
 struct Args {
     api: String,
     cold_runs: usize,
@@ -113,7 +121,7 @@ async fn main() -> Result<()> {
     if !rust.executable.is_file() {
         bail!("{} is missing: run `cargo build --release -p products-api`", rust.executable.display());
     }
-    let mut cold: BTreeMap<&str, (Vec<Duration>, Vec<Duration>, Vec<u64>)> = BTreeMap::new();
+    let mut cold: BTreeMap<&str, ColdSamples> = BTreeMap::new();
     for run in 0..args.cold_runs {
         for (label, spec) in [("rust", &rust), ("python", &python)] {
             let pool = FunctionPool::new(spec.clone(), local_env.clone(), Output::Quiet);
@@ -123,9 +131,9 @@ async fn main() -> Result<()> {
                 bail!("{label} answered {status:?} on run {run}");
             }
             let entry = cold.entry(label).or_default();
-            entry.0.push(invoked.report.init.context("no init duration")?);
-            entry.1.push(invoked.report.cold_total.context("no cold total")?);
-            entry.2.push(invoked.report.max_memory_kb);
+            entry.init.push(invoked.report.init.context("no init duration")?);
+            entry.total.push(invoked.report.cold_total.context("no cold total")?);
+            entry.memory_kb.push(invoked.report.max_memory_kb);
             pool.stop_all();
         }
     }
@@ -159,8 +167,8 @@ async fn main() -> Result<()> {
     }
 
     // ---- the table
-    let (r_init, r_total, r_mem) = cold.remove("rust").unwrap();
-    let (p_init, p_total, p_mem) = cold.remove("python").unwrap();
+    let ColdSamples { init: r_init, total: r_total, memory_kb: r_mem } = cold.remove("rust").unwrap();
+    let ColdSamples { init: p_init, total: p_total, memory_kb: p_mem } = cold.remove("python").unwrap();
     let med = |v: &Vec<Duration>| percentile(&mut v.clone(), 0.5);
     let med_kb = |v: &Vec<u64>| {
         let mut v = v.clone();
