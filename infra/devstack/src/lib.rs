@@ -23,6 +23,7 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     pub sns: aws_sdk_sns::Client,
     pub ddb: aws_sdk_dynamodb::Client,
+    pub cognito: aws_sdk_cognitoidentityprovider::Client,
 }
 
 impl Clients {
@@ -37,6 +38,7 @@ impl Clients {
             sqs: aws_sdk_sqs::Client::new(&config),
             sns: aws_sdk_sns::Client::new(&config),
             ddb: aws_sdk_dynamodb::Client::new(&config),
+            cognito: aws_sdk_cognitoidentityprovider::Client::new(&config),
         }
     }
 }

@@ -15,6 +15,8 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{json, Value};
 
 use crate::stack::{Provisioned, Stack};
+
+mod cognito;
 use crate::template::{resolve, scalar_string, Resource, Template};
 use crate::Clients;
 
@@ -27,6 +29,9 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "AWS::DynamoDB::Table",
     "AWS::Serverless::Function",
     "AWS::Serverless::Api",
+    "AWS::Cognito::UserPool",
+    "AWS::Cognito::UserPoolClient",
+    "AWS::Cognito::UserPoolGroup",
 ];
 
 /// Checks that the emulator answers, with a message that says what to do when it does not.
@@ -66,6 +71,9 @@ pub async fn provision(template: &Template, clients: &Clients, mut stack: Stack)
             "AWS::DynamoDB::Table" => table(clients, &stack, &r, &props).await,
             "AWS::Serverless::Function" => Ok(function(&stack, &r, &props)),
             "AWS::Serverless::Api" => Ok(api(&stack, &r)),
+            "AWS::Cognito::UserPool" => cognito::user_pool(clients, &stack, &r, &props).await,
+            "AWS::Cognito::UserPoolClient" => cognito::user_pool_client(clients, &stack, &r, &props).await,
+            "AWS::Cognito::UserPoolGroup" => cognito::user_pool_group(clients, &r, &props).await,
             _ => unreachable!("checked above"),
         }
         .with_context(|| format!("provisioning {} ({})", r.logical_id, r.kind))?;
@@ -75,14 +83,14 @@ pub async fn provision(template: &Template, clients: &Clients, mut stack: Stack)
     Ok(stack)
 }
 
-fn physical_name(stack: &Stack, r: &Resource, props: &Value, key: &str) -> Result<String> {
+pub(crate) fn physical_name(stack: &Stack, r: &Resource, props: &Value, key: &str) -> Result<String> {
     match props.get(key) {
         Some(v) => scalar_string(v),
         None => Ok(format!("{}-{}", stack.stack_name, r.logical_id)),
     }
 }
 
-fn flag(props: &Value, key: &str) -> bool {
+pub(crate) fn flag(props: &Value, key: &str) -> bool {
     match props.get(key) {
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
@@ -430,6 +438,6 @@ fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf29ce484222325, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }
 
-fn sdk<E: std::error::Error + Send + Sync + 'static>(e: E) -> anyhow::Error {
+pub(crate) fn sdk<E: std::error::Error + Send + Sync + 'static>(e: E) -> anyhow::Error {
     anyhow!("{}", aws_sdk_sqs::error::DisplayErrorContext(e))
 }
