@@ -2,6 +2,7 @@
 //!
 //! One module per concern; domain logic that belongs to one service stays in that service's crate.
 
+pub mod auth;
 pub mod config;
 pub mod consumer;
 pub mod error;

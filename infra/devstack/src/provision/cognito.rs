@@ -29,9 +29,11 @@ pub async fn user_pool(clients: &Clients, stack: &Stack, r: &Resource, props: &V
     let mut existing = None;
     let mut next = None;
     loop {
-        let page = clients.cognito.list_user_pools().max_results(60).set_next_token(next.take()).send().await.map_err(sdk)?;
-        existing = existing
-            .or_else(|| page.user_pools().iter().find(|p| p.name() == Some(name.as_str())).and_then(|p| p.id().map(str::to_string)));
+        let page =
+            clients.cognito.list_user_pools().max_results(60).set_next_token(next.take()).send().await.map_err(sdk)?;
+        existing = existing.or_else(|| {
+            page.user_pools().iter().find(|p| p.name() == Some(name.as_str())).and_then(|p| p.id().map(str::to_string))
+        });
         match page.next_token {
             Some(t) if existing.is_none() => next = Some(t),
             _ => break,
@@ -72,7 +74,9 @@ pub async fn user_pool(clients: &Clients, stack: &Stack, r: &Resource, props: &V
                         .build(),
                 );
             }
-            if let Some(mechanisms) = props.pointer("/AccountRecoverySetting/RecoveryMechanisms").and_then(Value::as_array) {
+            if let Some(mechanisms) =
+                props.pointer("/AccountRecoverySetting/RecoveryMechanisms").and_then(Value::as_array)
+            {
                 let mut setting = AccountRecoverySettingType::builder();
                 for m in mechanisms {
                     setting = setting.recovery_mechanisms(
@@ -136,7 +140,9 @@ pub async fn user_pool_client(clients: &Clients, stack: &Stack, r: &Resource, pr
                 .user_pool_id(&pool)
                 .client_name(&name)
                 .generate_secret(flag(props, "GenerateSecret"))
-                .enable_token_revocation(props.get("EnableTokenRevocation").is_none_or(|_| flag(props, "EnableTokenRevocation")))
+                .enable_token_revocation(
+                    props.get("EnableTokenRevocation").is_none_or(|_| flag(props, "EnableTokenRevocation")),
+                )
                 .set_access_token_validity(int(props.get("AccessTokenValidity"))?)
                 .set_id_token_validity(int(props.get("IdTokenValidity"))?)
                 .set_refresh_token_validity(int(props.get("RefreshTokenValidity"))?);
@@ -147,7 +153,8 @@ pub async fn user_pool_client(clients: &Clients, stack: &Stack, r: &Resource, pr
                 request = request.prevent_user_existence_errors(scalar_string(p)?.as_str().into());
             }
             if let Some(u) = props.get("TokenValidityUnits") {
-                let unit = |k: &str| u.get(k).map(|v| scalar_string(v).map(|s| TimeUnitsType::from(s.as_str()))).transpose();
+                let unit =
+                    |k: &str| u.get(k).map(|v| scalar_string(v).map(|s| TimeUnitsType::from(s.as_str()))).transpose();
                 request = request.token_validity_units(
                     TokenValidityUnitsType::builder()
                         .set_access_token(unit("AccessToken")?)

@@ -1,0 +1,147 @@
+//! The API Gateway Lambda authorizer (REQUEST type).
+//!
+//! It verifies the Cognito access token in `Authorization: Bearer <token>` ([`verify`]), looks up
+//! the caller's identity record for email, seller id and revocation ([`identities`]), and returns
+//! an IAM policy for the whole API (so API Gateway can cache the decision per token across routes)
+//! with the context of seed 001 §3.2 and the usage-plan key of the caller's rate-limit tier.
+//!
+//! A request without a token is anonymous: it gets a policy for exactly the requested method, so it
+//! only ever reaches the routes that use the optional authorizer (required routes are refused by
+//! API Gateway before the authorizer is called). A token that is present but invalid is `401`.
+
+pub mod identities;
+pub mod jwks;
+pub mod verify;
+
+use aws_lambda_events::event::apigw::{
+    ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
+};
+use aws_lambda_events::event::iam::{IamPolicyEffect, IamPolicyStatement};
+use serde_json::{Map, Value};
+use shared::auth::{Identity, Role, Tier};
+
+use crate::identities::IdentityDirectory;
+use crate::verify::{AuthError, TokenVerifier};
+
+/// The usage-plan API key of each tier (`usageIdentifierKey`).
+#[derive(Debug, Clone)]
+pub struct UsageKeys {
+    pub anonymous: String,
+    pub authenticated: String,
+    pub seller: String,
+}
+
+impl UsageKeys {
+    fn for_tier(&self, tier: Tier) -> &str {
+        match tier {
+            Tier::Anonymous => &self.anonymous,
+            Tier::Authenticated => &self.authenticated,
+            Tier::Seller => &self.seller,
+        }
+    }
+}
+
+/// The answer API Gateway turns into `401 Unauthorized`.
+#[derive(Debug, thiserror::Error)]
+#[error("Unauthorized")]
+pub struct Unauthorized;
+
+pub struct Authorizer<S, D> {
+    pub verifier: TokenVerifier<S>,
+    pub identities: D,
+    pub usage_keys: UsageKeys,
+}
+
+impl<S: jwks::JwksSource, D: IdentityDirectory> Authorizer<S, D> {
+    pub async fn authorize(
+        &self,
+        request: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+    ) -> Result<ApiGatewayCustomAuthorizerResponse, Unauthorized> {
+        let method_arn = request.method_arn.clone().unwrap_or_default();
+        let header = request.headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::trim);
+        let Some(header) = header.filter(|h| !h.is_empty()) else {
+            return Ok(self.response("anonymous", vec![method_arn], None));
+        };
+        let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).unwrap_or(header).trim();
+        match self.identify(token).await {
+            Ok(identity) => Ok(self.response(&identity.user_id.clone(), vec![whole_api(&method_arn)], Some(identity))),
+            Err(err) => {
+                tracing::info!(reason = %err, "token refused");
+                Err(Unauthorized)
+            }
+        }
+    }
+
+    async fn identify(&self, token: &str) -> Result<Identity, AuthError> {
+        let claims = self.verifier.verify_access_token(token).await?;
+        let record = self.identities.lookup(&claims.sub, &claims.jti).await.map_err(AuthError::Directory)?;
+        if record.jti_revoked || record.tokens_valid_after.is_some_and(|t| claims.iat < t) {
+            return Err(AuthError::Revoked);
+        }
+        let roles = claims.groups.iter().filter_map(|g| Role::from_group(g)).collect();
+        Ok(Identity {
+            user_id: claims.sub,
+            email: record.email.unwrap_or_default(),
+            roles,
+            seller_id: record.seller_id,
+        })
+    }
+
+    fn response(
+        &self,
+        principal: &str,
+        resources: Vec<String>,
+        identity: Option<Identity>,
+    ) -> ApiGatewayCustomAuthorizerResponse {
+        let tier = Tier::of(identity.as_ref());
+        let mut context: Map<String, Value> = match &identity {
+            Some(i) => i.to_context(),
+            None => {
+                Identity { user_id: String::new(), email: String::new(), roles: vec![], seller_id: None }.to_context()
+            }
+        };
+        context.insert("tier".into(), tier.as_str().into());
+        let mut statement = IamPolicyStatement::default();
+        statement.action = vec!["execute-api:Invoke".into()];
+        statement.effect = IamPolicyEffect::Allow;
+        statement.resource = resources;
+        let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
+        policy.version = Some("2012-10-17".into());
+        policy.statement = vec![statement];
+        let mut response = ApiGatewayCustomAuthorizerResponse::default();
+        response.principal_id = Some(principal.to_string());
+        response.policy_document = policy;
+        response.context = Value::Object(context);
+        response.usage_identifier_key = Some(self.usage_keys.for_tier(tier).to_string());
+        response
+    }
+}
+
+/// `arn:...:api-id/stage/GET/some/path` to `arn:...:api-id/stage/*`: every method of the API.
+pub fn whole_api(method_arn: &str) -> String {
+    let mut parts = method_arn.splitn(3, '/');
+    match (parts.next(), parts.next()) {
+        (Some(api), Some(stage)) => format!("{api}/{stage}/*"),
+        _ => method_arn.to_string(),
+    }
+}
+
+/// API Gateway recognises the exact message `Unauthorized` and answers `401`.
+impl From<Unauthorized> for lambda_runtime::Diagnostic {
+    fn from(_: Unauthorized) -> Self {
+        lambda_runtime::Diagnostic { error_type: "Unauthorized".into(), error_message: "Unauthorized".into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_covers_the_whole_stage() {
+        assert_eq!(
+            whole_api("arn:aws:execute-api:us-east-1:123456789012:abc123/dev/GET/api/v1/products/1"),
+            "arn:aws:execute-api:us-east-1:123456789012:abc123/dev/*"
+        );
+    }
+}
