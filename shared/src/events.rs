@@ -46,6 +46,15 @@ pub trait DomainEvent: Serialize + DeserializeOwned {
 }
 
 impl<T: DomainEvent> Envelope<T> {
+    /// An envelope whose id is derived from `key`, for events that must be published at most once
+    /// per key (a retried request publishes the same id, and consumers drop the repeat).
+    pub fn with_stable_id(source: &str, key: &str, data: T) -> Self {
+        let mut envelope = Envelope::new(source, data);
+        envelope.id =
+            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{}:{key}", T::TYPE).as_bytes()).to_string();
+        envelope
+    }
+
     /// Wraps `data` in a new envelope carrying the current correlation id (or a new one).
     pub fn new(source: &str, data: T) -> Self {
         let correlation_id = crate::http::current_correlation_id().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -114,6 +123,46 @@ pub struct ProductCreated {
 
 impl DomainEvent for ProductCreated {
     const TYPE: &'static str = "product.created";
+}
+
+/// A user confirmed their sign-up (seed 003 §4.5: the profile is initialised from this).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserCreated {
+    pub user_id: String,
+    pub email: String,
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub seller_id: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+impl DomainEvent for UserCreated {
+    const TYPE: &'static str = "user.created";
+}
+
+/// A user logged in (seed 004 §1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserLogin {
+    pub user_id: String,
+    pub email: String,
+    #[serde(default)]
+    pub source_ip: Option<String>,
+}
+
+impl DomainEvent for UserLogin {
+    const TYPE: &'static str = "user.login";
+}
+
+/// An admin deleted a user (seed 004 §7 starts its saga from this).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserDeleted {
+    pub user_id: String,
+    pub deleted_by: String,
+}
+
+impl DomainEvent for UserDeleted {
+    const TYPE: &'static str = "user.deleted";
 }
 
 // ---- topics ---------------------------------------------------------------------------------

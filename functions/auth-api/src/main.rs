@@ -1,0 +1,23 @@
+//! Lambda entry point of the auth service.
+
+use auth_api::cognito::Cognito;
+use auth_api::identities::DynamoIdentityStore;
+use auth_api::{router, AuthService};
+use shared::config::{aws_sdk_config, required_env};
+use shared::events::{SnsPublisher, Topic};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init_logging();
+    let config = aws_sdk_config().await;
+    let service = AuthService {
+        cognito: Cognito::new(
+            aws_sdk_cognitoidentityprovider::Client::new(&config),
+            required_env("USER_POOL_ID")?,
+            required_env("USER_POOL_CLIENT_ID")?,
+        ),
+        identities: DynamoIdentityStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("IDENTITIES_TABLE")?),
+        publisher: SnsPublisher::from_env(aws_sdk_sns::Client::new(&config), &[Topic::UserEvents])?,
+    };
+    lambda_http::run(router(service)).await
+}

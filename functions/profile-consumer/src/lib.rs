@@ -1,0 +1,97 @@
+//! Keeps profiles in step with the user's life cycle (seed 003 §4.5): `user.created` creates the
+//! profile (never overwriting one that exists), `user.deleted` removes it.
+
+use shared::consumer::{EventHandler, HandlerError};
+use shared::events::{Envelope, UserCreated, UserDeleted};
+use users_api::profile::Profile;
+use users_api::store::ProfileStore;
+
+pub struct ProfileInitializer<S> {
+    pub store: S,
+}
+
+impl<S: ProfileStore> EventHandler for ProfileInitializer<S> {
+    async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
+        match event.event_type.as_str() {
+            "user.created" => {
+                let created = event.decode::<UserCreated>().map_err(HandlerError::new)?.data;
+                let fresh = self
+                    .store
+                    .create(&Profile::initial(&created, chrono::Utc::now()))
+                    .await
+                    .map_err(HandlerError::new)?;
+                tracing::info!(user_id = %created.user_id, fresh, "profile initialised");
+                Ok(())
+            }
+            "user.deleted" => {
+                let deleted = event.decode::<UserDeleted>().map_err(HandlerError::new)?.data;
+                self.store.delete(&deleted.user_id).await.map_err(HandlerError::new)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use users_api::profile::ProfileUpdate;
+
+    #[derive(Default)]
+    struct Memory(Mutex<HashMap<String, Profile>>);
+
+    impl ProfileStore for Memory {
+        async fn create(&self, p: &Profile) -> Result<bool, String> {
+            let mut m = self.0.lock().unwrap();
+            if m.contains_key(&p.user_id) {
+                return Ok(false);
+            }
+            m.insert(p.user_id.clone(), p.clone());
+            Ok(true)
+        }
+        async fn get(&self, id: &str) -> Result<Option<Profile>, String> {
+            Ok(self.0.lock().unwrap().get(id).cloned())
+        }
+        async fn update(&self, _: &str, _: &ProfileUpdate) -> Result<Option<Profile>, String> {
+            unreachable!()
+        }
+        async fn delete(&self, id: &str) -> Result<(), String> {
+            self.0.lock().unwrap().remove(id);
+            Ok(())
+        }
+    }
+
+    fn created(name: Option<&str>) -> Envelope {
+        Envelope::new(
+            "test",
+            UserCreated {
+                user_id: "u1".into(),
+                email: "u1@example.com".into(),
+                roles: vec!["buyer".into()],
+                seller_id: None,
+                display_name: name.map(str::to_string),
+            },
+        )
+        .into_untyped()
+    }
+
+    #[tokio::test]
+    async fn creates_once_and_never_overwrites_an_edited_profile() {
+        let consumer = ProfileInitializer { store: Memory::default() };
+        consumer.handle(&created(Some("First"))).await.unwrap();
+        consumer.handle(&created(Some("Second"))).await.unwrap();
+        assert_eq!(consumer.store.get("u1").await.unwrap().unwrap().display_name, "First");
+    }
+
+    #[tokio::test]
+    async fn deletion_removes_the_profile() {
+        let consumer = ProfileInitializer { store: Memory::default() };
+        consumer.handle(&created(None)).await.unwrap();
+        let deleted =
+            Envelope::new("test", UserDeleted { user_id: "u1".into(), deleted_by: "admin".into() }).into_untyped();
+        consumer.handle(&deleted).await.unwrap();
+        assert!(consumer.store.get("u1").await.unwrap().is_none());
+    }
+}

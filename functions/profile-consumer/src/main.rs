@@ -1,0 +1,13 @@
+//! Lambda entry point of the profile consumer: consumes `user-profile-queue`.
+
+use profile_consumer::ProfileInitializer;
+use shared::config::{aws_sdk_config, required_env};
+use users_api::store::DynamoProfileStore;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init_logging();
+    let config = aws_sdk_config().await;
+    let store = DynamoProfileStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("PROFILES_TABLE")?);
+    shared::consumer::run_sqs_consumer(&config, "profile-consumer", ProfileInitializer { store }).await
+}

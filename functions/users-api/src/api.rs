@@ -1,0 +1,63 @@
+//! `/api/v1/users`: the caller's own profile, and any profile for admins.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use shared::auth::{Caller, Role};
+use shared::error::ApiError;
+use shared::http::{request_ids, route_not_found, JsonBody};
+
+use crate::profile::{Profile, ProfileUpdate};
+use crate::store::ProfileStore;
+
+pub fn router<S: ProfileStore + 'static>(store: S) -> Router {
+    Router::new()
+        .route("/api/v1/users/me", get(my_profile::<S>).put(update_my_profile::<S>))
+        .route("/api/v1/users/{id}", get(profile_of::<S>))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(route_not_found)
+        .with_state(Arc::new(store))
+        .layer(axum::middleware::from_fn(request_ids))
+}
+
+fn not_yet(user_id: &str) -> ApiError {
+    // The profile is created asynchronously from `user.created`; a brand-new account may be a
+    // moment ahead of it.
+    ApiError::not_found("profile", user_id).with_detail("hint", "profiles are created shortly after confirmation")
+}
+
+async fn my_profile<S: ProfileStore>(State(store): State<Arc<S>>, caller: Caller) -> Result<Json<Profile>, ApiError> {
+    let me = caller.identity()?;
+    store.get(&me.user_id).await.map_err(ApiError::unavailable)?.map(Json).ok_or_else(|| not_yet(&me.user_id))
+}
+
+async fn update_my_profile<S: ProfileStore>(
+    State(store): State<Arc<S>>,
+    caller: Caller,
+    JsonBody(update): JsonBody<ProfileUpdate>,
+) -> Result<Json<Profile>, ApiError> {
+    let me = caller.identity()?;
+    update.validate()?;
+    store
+        .update(&me.user_id, &update)
+        .await
+        .map_err(ApiError::unavailable)?
+        .map(Json)
+        .ok_or_else(|| not_yet(&me.user_id))
+}
+
+async fn profile_of<S: ProfileStore>(
+    State(store): State<Arc<S>>,
+    caller: Caller,
+    Path(user_id): Path<String>,
+) -> Result<Json<Profile>, ApiError> {
+    caller.require(Role::Admin)?;
+    store
+        .get(&user_id)
+        .await
+        .map_err(ApiError::unavailable)?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("profile", &user_id))
+}

@@ -1,0 +1,109 @@
+//! Profiles in DynamoDB (table `ProfilesTable`, hash key `user_id`).
+
+use std::future::Future;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::profile::{Profile, ProfileUpdate};
+
+pub trait ProfileStore: Send + Sync {
+    /// Creates the profile unless one exists; `false` when it already did.
+    fn create(&self, profile: &Profile) -> impl Future<Output = Result<bool, String>> + Send;
+    fn get(&self, user_id: &str) -> impl Future<Output = Result<Option<Profile>, String>> + Send;
+    /// Applies an update to an existing profile; `None` when there is none.
+    fn update(
+        &self,
+        user_id: &str,
+        update: &ProfileUpdate,
+    ) -> impl Future<Output = Result<Option<Profile>, String>> + Send;
+    fn delete(&self, user_id: &str) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoProfileStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoProfileStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoProfileStore { client, table: table.into() }
+    }
+}
+
+fn err<E: std::error::Error + 'static>(e: aws_sdk_dynamodb::error::SdkError<E>) -> String {
+    aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
+}
+
+impl ProfileStore for DynamoProfileStore {
+    async fn create(&self, profile: &Profile) -> Result<bool, String> {
+        let item = serde_dynamo::to_item(profile).map_err(|e| e.to_string())?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(user_id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn get(&self, user_id: &str) -> Result<Option<Profile>, String> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("user_id", AttributeValue::S(user_id.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(err)?
+            .item;
+        item.map(|i| serde_dynamo::from_item(i).map_err(|e| e.to_string())).transpose()
+    }
+
+    async fn update(&self, user_id: &str, update: &ProfileUpdate) -> Result<Option<Profile>, String> {
+        let avatar = match &update.avatar_url {
+            Some(url) => AttributeValue::S(url.clone()),
+            None => AttributeValue::Null(true),
+        };
+        let preferences = serde_dynamo::to_attribute_value(&update.preferences).map_err(|e| e.to_string())?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("user_id", AttributeValue::S(user_id.into()))
+            .update_expression(
+                "SET display_name = :name, avatar_url = :avatar, preferences = :prefs, updated_at = :now",
+            )
+            .condition_expression("attribute_exists(user_id)")
+            .expression_attribute_values(":name", AttributeValue::S(update.display_name.trim().to_string()))
+            .expression_attribute_values(":avatar", avatar)
+            .expression_attribute_values(":prefs", preferences)
+            .expression_attribute_values(":now", AttributeValue::S(chrono::Utc::now().to_rfc3339()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out.attributes.map(|a| serde_dynamo::from_item(a).map_err(|e| e.to_string())).transpose(),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn delete(&self, user_id: &str) -> Result<(), String> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("user_id", AttributeValue::S(user_id.into()))
+            .send()
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+}
