@@ -166,6 +166,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// The request context API Gateway would attach for `identity` (anonymous when `None`); for
+/// in-process tests of routers, where no authorizer runs.
+pub fn request_context_for(identity: Option<&Identity>) -> RequestContext {
+    let mut ctx = aws_lambda_events::event::apigw::ApiGatewayProxyRequestContext::default();
+    ctx.request_id = Some(uuid::Uuid::new_v4().to_string());
+    if let Some(identity) = identity {
+        ctx.authorizer.fields = identity.to_context().into_iter().collect();
+    }
+    RequestContext::ApiGatewayV1(ctx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

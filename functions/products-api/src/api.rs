@@ -7,6 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
 use shared::events::EventPublisher;
 use shared::http::{request_ids, route_not_found, JsonBody};
@@ -45,9 +46,15 @@ where
 
 async fn create_product<S: ProductStore, P: EventPublisher>(
     State(service): State<Arc<ProductService<S, P>>>,
+    caller: Caller,
     JsonBody(input): JsonBody<NewProduct>,
 ) -> Result<Response, ApiError> {
-    let product = service.create_product(input).await?;
+    let seller = caller.require(Role::Seller)?;
+    let seller_id = seller.seller_id.as_deref().ok_or_else(|| {
+        ApiError::new(ErrorCode::Forbidden, "this seller account has no seller id")
+            .with_detail("reason", "seller_not_set_up")
+    })?;
+    let product = service.create_product(seller_id, input).await?;
     let location = format!("/api/v1/products/{}", product.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(product)).into_response())
 }
@@ -66,6 +73,7 @@ mod tests {
     use axum::body::Body;
     use http_body_util::BodyExt;
     use serde_json::{json, Value};
+    use shared::auth::{request_context_for, Identity};
     use shared::events::RecordingPublisher;
     use tower::ServiceExt;
 
@@ -73,11 +81,25 @@ mod tests {
         router(ProductService::new(MemoryProductStore::default(), RecordingPublisher::default()))
     }
 
+    fn seller() -> Identity {
+        Identity {
+            user_id: "u1".into(),
+            email: "s@example.com".into(),
+            roles: vec![Role::Seller],
+            seller_id: Some("s1".into()),
+        }
+    }
+
     async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+        call_as(app, Some(&seller()), method, uri, body).await
+    }
+
+    async fn call_as(app: &Router, who: Option<&Identity>, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
         let request = axum::http::Request::builder()
             .method(method)
             .uri(uri)
             .header("content-type", "application/json")
+            .extension(request_context_for(who))
             .body(Body::from(body.to_string()))
             .unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
@@ -89,9 +111,11 @@ mod tests {
     #[tokio::test]
     async fn create_then_get() {
         let app = app();
-        let body = json!({"seller_id":"s1","name":"Cup","category":"kitchen","price":{"amount":100,"currency":"JPY"},"stock_quantity":2});
+        let body =
+            json!({"name":"Cup","category":"kitchen","price":{"amount":100,"currency":"JPY"},"stock_quantity":2});
         let (status, created) = call(&app, "POST", "/api/v1/products", &body.to_string()).await;
         assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(created["seller_id"], "s1", "the seller is the caller");
         let uri = format!("/api/v1/products/{}", created["id"].as_str().unwrap());
         let (status, got) = call(&app, "GET", &uri, "").await;
         assert_eq!(status, StatusCode::OK);
@@ -108,12 +132,27 @@ mod tests {
             &app,
             "POST",
             "/api/v1/products",
-            r#"{"seller_id":"s","category":"c","price":{"amount":1,"currency":"JPY"},"stock_quantity":1}"#,
+            r#"{"category":"c","price":{"amount":1,"currency":"JPY"},"stock_quantity":1}"#,
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(err["details"]["field"], "name");
         assert!(err["request_id"].is_string());
+    }
+
+    #[tokio::test]
+    async fn only_sellers_list_products() {
+        let app = app();
+        let body =
+            json!({"name":"Cup","category":"kitchen","price":{"amount":100,"currency":"JPY"},"stock_quantity":2})
+                .to_string();
+        let buyer = Identity { roles: vec![Role::Buyer], seller_id: None, ..seller() };
+        let (status, err) = call_as(&app, Some(&buyer), "POST", "/api/v1/products", &body).await;
+        assert_eq!((status, err["code"].as_str()), (StatusCode::FORBIDDEN, Some("FORBIDDEN")));
+        let (status, err) = call_as(&app, None, "POST", "/api/v1/products", &body).await;
+        assert_eq!((status, err["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("UNAUTHORIZED")));
+        let (status, _) = call_as(&app, Some(&seller()), "POST", "/api/v1/products", &body).await;
+        assert_eq!(status, StatusCode::CREATED);
     }
 
     #[tokio::test]

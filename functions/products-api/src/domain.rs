@@ -39,13 +39,10 @@ pub enum ProductStatus {
     Active,
 }
 
-/// What a seller sends to list a product.
+/// What a seller sends to list a product. The seller is the caller, never a field of the body.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
-    /// Until the authorizer lands, the seller is named in the body; afterwards it comes from the
-    /// caller's token.
-    pub seller_id: String,
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -63,9 +60,6 @@ impl NewProduct {
     pub fn validate(&self) -> Result<(), ProductError> {
         let invalid =
             |field: &str, reason: &str| Err(ProductError::Invalid { field: field.into(), reason: reason.into() });
-        if self.seller_id.trim().is_empty() || self.seller_id.len() > 128 {
-            return invalid("seller_id", "must be 1 to 128 characters");
-        }
         if self.name.trim().is_empty() || self.name.chars().count() > MAX_NAME_LEN {
             return invalid("name", "must be 1 to 200 characters");
         }
@@ -115,12 +109,12 @@ impl<S: ProductStore, P: EventPublisher> ProductService<S, P> {
     ///
     /// The product is stored first; if the event cannot be published the product is removed
     /// again, so there is never a product that the rest of the system was not told about.
-    pub async fn create_product(&self, input: NewProduct) -> Result<Product, ProductError> {
+    pub async fn create_product(&self, seller_id: &str, input: NewProduct) -> Result<Product, ProductError> {
         input.validate()?;
         let now = Utc::now();
         let product = Product {
             id: uuid::Uuid::now_v7().to_string(),
-            seller_id: input.seller_id,
+            seller_id: seller_id.to_string(),
             name: input.name.trim().to_string(),
             description: input.description,
             category: input.category,
@@ -168,7 +162,6 @@ mod tests {
 
     fn input() -> NewProduct {
         NewProduct {
-            seller_id: "seller-1".into(),
             name: "Tea cup".into(),
             description: "Porcelain".into(),
             category: "kitchen".into(),
@@ -184,7 +177,7 @@ mod tests {
     #[tokio::test]
     async fn create_stores_and_publishes_product_created() {
         let s = service();
-        let p = s.create_product(input()).await.unwrap();
+        let p = s.create_product("seller-1", input()).await.unwrap();
         assert_eq!(s.get_product(&p.id).await.unwrap(), p);
         let published = s.publisher.published.lock().unwrap();
         assert_eq!(published.len(), 1);
@@ -197,7 +190,7 @@ mod tests {
     async fn a_failed_publish_leaves_no_product_behind() {
         let s = service();
         s.publisher.fail.store(true, Ordering::SeqCst);
-        let err = s.create_product(input()).await.unwrap_err();
+        let err = s.create_product("seller-1", input()).await.unwrap_err();
         assert!(matches!(err, ProductError::Publish(_)));
         assert_eq!(s.store.len(), 0);
     }
@@ -212,12 +205,11 @@ mod tests {
             (Box::new(|p| p.price.amount = -5), "price.amount"),
             (Box::new(|p| p.price.currency = "yen".into()), "price.currency"),
             (Box::new(|p| p.stock_quantity = -1), "stock_quantity"),
-            (Box::new(|p| p.seller_id = String::new()), "seller_id"),
         ];
         for (mutate, field) in cases {
             let mut p = input();
             mutate(&mut p);
-            match s.create_product(p).await {
+            match s.create_product("seller-1", p).await {
                 Err(ProductError::Invalid { field: f, .. }) => assert_eq!(f, field),
                 other => panic!("{field}: expected invalid, got {other:?}"),
             }

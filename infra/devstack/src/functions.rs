@@ -40,6 +40,8 @@ pub struct ApiRoute {
     pub function: String,
     /// `Auth.Authorizer` of the event: an authorizer name, `NONE`, or unset (the API's default).
     pub authorizer: Option<String>,
+    /// `Auth.ApiKeyRequired` of the event, overriding the API's.
+    pub api_key_required: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +118,7 @@ pub fn function_specs(template: &Template, stack: &Stack, bin_dir: &Path) -> Res
                     method: scalar_string(&ep["Method"])?.to_ascii_uppercase(),
                     function: id.clone(),
                     authorizer: ep.pointer("/Auth/Authorizer").map(scalar_string).transpose()?,
+                    api_key_required: ep.pointer("/Auth/ApiKeyRequired").map(|v| v == true || v == "true"),
                 }),
                 "SQS" => {
                     let queue_arn = scalar_string(&ep["Queue"])?;

@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 use crate::authorizer::{AuthRequest, Authorizer, Refusal};
 use crate::functions::ApiRoute;
 use crate::runtime::{FunctionPool, InvokeError};
+use crate::throttle::{Metered, UsagePlans};
 
 /// API Gateway's payload limit for a request body.
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
@@ -37,6 +38,11 @@ pub struct GatewayConfig {
     pub authorizers: Vec<Authorizer>,
     /// `Auth.DefaultAuthorizer` of the API.
     pub default_authorizer: Option<String>,
+    /// `Auth.ApiKeyRequired` of the API (routes may override it).
+    pub api_key_required: bool,
+    /// `ApiKeySourceType`: the key comes from the authorizer, else from `x-api-key`.
+    pub api_key_from_authorizer: bool,
+    pub usage_plans: UsagePlans,
 }
 
 pub struct Gateway {
@@ -49,6 +55,9 @@ pub struct Gateway {
     responses: BTreeMap<String, (Option<u16>, Option<String>)>,
     authorizers: HashMap<String, Arc<Authorizer>>,
     default_authorizer: Option<String>,
+    api_key_required: bool,
+    api_key_from_authorizer: bool,
+    usage_plans: UsagePlans,
 }
 
 impl Gateway {
@@ -91,6 +100,9 @@ impl Gateway {
             responses,
             authorizers,
             default_authorizer: config.default_authorizer,
+            api_key_required: config.api_key_required,
+            api_key_from_authorizer: config.api_key_from_authorizer,
+            usage_plans: config.usage_plans,
         })
     }
 
@@ -215,9 +227,27 @@ async fn handle(
         &request_id,
         peer,
     );
+    let mut usage_key = None;
     if let Some(authorizer) = gw.authorizer_for(route) {
-        if let Err(refused) = authorize(&gw, authorizer, &method, &path, &mut event, &request_id).await {
-            return refused;
+        match authorize(&gw, authorizer, &method, &path, &mut event, &request_id).await {
+            Ok(key) => usage_key = key,
+            Err(refused) => return refused,
+        }
+    }
+    if route.api_key_required.unwrap_or(gw.api_key_required) {
+        if !gw.api_key_from_authorizer {
+            usage_key = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::to_string);
+        }
+        let metered = usage_key.as_deref().map(|k| gw.usage_plans.meter(k)).unwrap_or(Metered::UnknownKey);
+        match metered {
+            Metered::Allowed => {}
+            Metered::UnknownKey => return gw.gateway_response("INVALID_API_KEY", 403, &request_id, "Forbidden"),
+            Metered::Throttled(wait) => {
+                let mut response = gw.gateway_response("THROTTLED", 429, &request_id, "Too Many Requests");
+                let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+                response.headers_mut().insert("retry-after", HeaderValue::from(seconds));
+                return response;
+            }
         }
     }
     let payload = Bytes::from(serde_json::to_vec(&event).expect("events serialize"));
@@ -242,7 +272,8 @@ async fn handle(
     }
 }
 
-/// Runs the route's authorizer; on success its context goes into `requestContext.authorizer`.
+/// Runs the route's authorizer; on success its context goes into `requestContext.authorizer` and
+/// its `usageIdentifierKey` is returned.
 async fn authorize(
     gw: &Gateway,
     authorizer: &Authorizer,
@@ -250,7 +281,7 @@ async fn authorize(
     path: &str,
     event: &mut Value,
     request_id: &str,
-) -> Result<(), Response> {
+) -> Result<Option<String>, Response> {
     let strings = |v: &Value, lower: bool| -> BTreeMap<String, String> {
         v.as_object()
             .into_iter()
@@ -273,7 +304,7 @@ async fn authorize(
     match authorizer.authorize(&request).await {
         Ok(decision) => {
             event["requestContext"]["authorizer"] = decision.request_context();
-            Ok(())
+            Ok(decision.usage_identifier_key.clone())
         }
         Err(Refusal::Unauthorized) => Err(gw.gateway_response("UNAUTHORIZED", 401, request_id, "Unauthorized")),
         Err(Refusal::AccessDenied) => {

@@ -14,6 +14,7 @@ pub mod provision;
 pub mod runtime;
 pub mod stack;
 pub mod template;
+pub mod throttle;
 
 use aws_config::{BehaviorVersion, Region};
 

@@ -15,6 +15,7 @@ use crate::gateway::{Gateway, GatewayConfig};
 use crate::runtime::{FunctionPool, Output};
 use crate::stack::Stack;
 use crate::template::{resolve, Template};
+use crate::throttle::UsagePlans;
 use crate::{esm, Clients};
 
 pub struct LocalApi {
@@ -90,6 +91,9 @@ pub fn assemble(
         gateway_responses: props.get("GatewayResponses").cloned().unwrap_or_default(),
         authorizers,
         default_authorizer: props.pointer("/Auth/DefaultAuthorizer").and_then(Value::as_str).map(str::to_string),
+        api_key_required: props.pointer("/Auth/ApiKeyRequired").is_some_and(|v| v == true || v == "true"),
+        api_key_from_authorizer: props.get("ApiKeySourceType").and_then(Value::as_str) == Some("AUTHORIZER"),
+        usage_plans: UsagePlans::from_template(template, stack, &api.logical_id)?,
     })?;
     Ok(LocalApi { gateway: Arc::new(gateway), pools, route_count, queue_mappings })
 }

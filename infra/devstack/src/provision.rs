@@ -32,6 +32,9 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "AWS::Cognito::UserPool",
     "AWS::Cognito::UserPoolClient",
     "AWS::Cognito::UserPoolGroup",
+    "AWS::ApiGateway::UsagePlan",
+    "AWS::ApiGateway::ApiKey",
+    "AWS::ApiGateway::UsagePlanKey",
 ];
 
 /// Checks that the emulator answers, with a message that says what to do when it does not.
@@ -71,6 +74,10 @@ pub async fn provision(template: &Template, clients: &Clients, mut stack: Stack)
             "AWS::DynamoDB::Table" => table(clients, &stack, &r, &props).await,
             "AWS::Serverless::Function" => Ok(function(&stack, &r, &props)),
             "AWS::Serverless::Api" => Ok(api(&stack, &r)),
+            // Usage plans live in devstack's gateway (read from the template), not in the emulator.
+            "AWS::ApiGateway::UsagePlan" | "AWS::ApiGateway::ApiKey" | "AWS::ApiGateway::UsagePlanKey" => {
+                Ok(local_only(&stack, &r))
+            }
             "AWS::Cognito::UserPool" => cognito::user_pool(clients, &stack, &r, &props).await,
             "AWS::Cognito::UserPoolClient" => cognito::user_pool_client(clients, &stack, &r, &props).await,
             "AWS::Cognito::UserPoolGroup" => cognito::user_pool_group(clients, &r, &props).await,
@@ -432,6 +439,17 @@ fn api(stack: &Stack, r: &Resource) -> Provisioned {
         physical_id: id.clone(),
         attributes: BTreeMap::from([("RootResourceId".into(), json!(format!("{id}-root")))]),
     }
+}
+
+/// A resource devstack serves itself: an id like the ones API Gateway hands out.
+fn local_only(stack: &Stack, r: &Resource) -> Provisioned {
+    let id: String =
+        format!("{:x}", fnv1a(&format!("{}/{}", stack.stack_name, r.logical_id))).chars().take(10).collect();
+    let attributes = match r.kind.as_str() {
+        "AWS::ApiGateway::ApiKey" => BTreeMap::from([("APIKeyId".into(), json!(id))]),
+        _ => BTreeMap::new(),
+    };
+    Provisioned { kind: r.kind.clone(), physical_id: id, attributes }
 }
 
 fn fnv1a(s: &str) -> u64 {

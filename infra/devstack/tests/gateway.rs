@@ -11,6 +11,7 @@ use devstack::authorizer::{Authorizer, IdentitySource, PayloadType};
 use devstack::functions::{ApiRoute, FunctionSpec};
 use devstack::gateway::{router, Gateway, GatewayConfig};
 use devstack::runtime::{FunctionPool, Output};
+use devstack::throttle::{Throttle, UsagePlans};
 use serde_json::{json, Value};
 
 fn fixture_pool(name: &str, script: &str) -> Arc<FunctionPool> {
@@ -38,6 +39,8 @@ async fn serve(ttl: Duration) -> String {
         method: "GET".into(),
         function: "Backend".into(),
         authorizer: authorizer.map(str::to_string),
+        // The public route has no authorizer, hence no usage key.
+        api_key_required: authorizer.map(|_| false),
     };
     let authorizer = Authorizer::new(
         "Jwt",
@@ -59,6 +62,16 @@ async fn serve(ttl: Duration) -> String {
         gateway_responses: responses,
         authorizers: vec![authorizer],
         default_authorizer: Some("Jwt".into()),
+        api_key_required: true,
+        api_key_from_authorizer: true,
+        // Every user in these tests has a plan except "nokey"; "dave" may make 3 requests, then 1 a second.
+        usage_plans: UsagePlans::new(
+            ["alice", "bob", "carol"]
+                .iter()
+                .map(|u| (format!("key-{u}"), ("Plan".to_string(), Throttle { rate: 1000.0, burst: 1000.0 })))
+                .chain([("key-dave".to_string(), ("Small".to_string(), Throttle { rate: 1.0, burst: 3.0 }))])
+                .collect(),
+        ),
     })
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -117,4 +130,25 @@ async fn results_are_cached_per_token_for_the_ttl() {
     let a = calls(get(&uncached, "/private", Some("allow-bob")).await.1);
     let b = calls(get(&uncached, "/private", Some("allow-bob")).await.1);
     assert_ne!(a, b, "with ReauthorizeEvery: 0 every request calls the authorizer");
+}
+
+#[tokio::test]
+async fn the_usage_key_from_the_authorizer_is_metered_by_its_plan() {
+    let base = serve(Duration::ZERO).await;
+    let (status, _) = get(&base, "/private", Some("allow-nokey")).await;
+    assert_eq!(status, 403, "a key in no usage plan is refused");
+    for _ in 0..3 {
+        assert_eq!(get(&base, "/private", Some("allow-dave")).await.0, 200);
+    }
+    let response = reqwest::Client::new()
+        .get(format!("{base}/private"))
+        .header("authorization", "allow-dave")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(get(&base, "/private", Some("allow-alice")).await.0, 200, "other keys have their own bucket");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(get(&base, "/private", Some("allow-dave")).await.0, 200, "the bucket refilled");
 }
