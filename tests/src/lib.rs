@@ -13,6 +13,8 @@ pub use devstack::stack::Stack;
 use devstack::Clients;
 use serde_json::Value;
 
+pub mod tokens;
+
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
@@ -103,10 +105,9 @@ where
     }
 }
 
-/// A valid product body for `seller`.
-pub fn product_body(seller: &str, name: &str) -> String {
+/// A valid product body (the seller is whoever sends it).
+pub fn product_body(name: &str) -> String {
     serde_json::json!({
-        "seller_id": seller,
         "name": name,
         "description": "integration test product",
         "category": "kitchen",
@@ -114,4 +115,118 @@ pub fn product_body(seller: &str, name: &str) -> String {
         "stock_quantity": 7
     })
     .to_string()
+}
+
+/// A user made through the API: signed up, confirmed and logged in.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub email: String,
+    pub password: String,
+    pub user_id: String,
+    pub seller_id: Option<String>,
+    pub access_token: String,
+    pub id_token: String,
+    pub refresh_token: String,
+}
+
+pub const PASSWORD: &str = "Passw0rd-test";
+
+impl Local {
+    /// Sends a request with `Authorization: Bearer <token>` when a token is given.
+    pub async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_string());
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Signs up a fresh user with `role` (buyer or seller), confirms and logs in, all over HTTP.
+    /// Locally any confirmation code is accepted: the emulator sends no email.
+    pub async fn signed_up(&self, role: &str) -> TestUser {
+        let email = format!("{}@example.com", unique(role));
+        let body = serde_json::json!({"email": email, "password": PASSWORD, "role": role, "display_name": format!("Test {role}")});
+        let (status, created) = self.call(reqwest::Method::POST, "/auth/signup", Some(&body.to_string())).await;
+        assert_eq!(status, 201, "sign-up: {created}");
+        let (status, confirmed) = self
+            .call(
+                reqwest::Method::POST,
+                "/auth/confirm",
+                Some(&serde_json::json!({"email": email, "code": "123456"}).to_string()),
+            )
+            .await;
+        assert_eq!(status, 200, "confirm: {confirmed}");
+        self.logged_in(&email, PASSWORD).await
+    }
+
+    /// Logs an existing user in over HTTP.
+    pub async fn logged_in(&self, email: &str, password: &str) -> TestUser {
+        let (status, login) = self
+            .call(
+                reqwest::Method::POST,
+                "/auth/login",
+                Some(&serde_json::json!({"email": email, "password": password}).to_string()),
+            )
+            .await;
+        assert_eq!(status, 200, "login: {login}");
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        TestUser {
+            email: email.to_string(),
+            password: password.to_string(),
+            user_id: text(&login["user"]["user_id"]).expect("user id"),
+            seller_id: text(&login["user"]["seller_id"]),
+            access_token: text(&login["access_token"]).expect("access token"),
+            id_token: text(&login["id_token"]).expect("id token"),
+            refresh_token: text(&login["refresh_token"]).expect("refresh token"),
+        }
+    }
+
+    /// An admin, made the way an operator would: with Cognito's admin API, then logged in.
+    pub async fn admin(&self) -> TestUser {
+        let pool = self.id("UserPool");
+        let email = format!("{}@example.com", unique("admin"));
+        let cognito = &self.aws.cognito;
+        let attr = |n: &str, v: &str| {
+            aws_sdk_cognitoidentityprovider::types::AttributeType::builder().name(n).value(v).build().unwrap()
+        };
+        cognito
+            .admin_create_user()
+            .user_pool_id(&pool)
+            .username(&email)
+            .user_attributes(attr("email", &email))
+            .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+            .send()
+            .await
+            .expect("AdminCreateUser");
+        cognito
+            .admin_set_user_password()
+            .user_pool_id(&pool)
+            .username(&email)
+            .password(PASSWORD)
+            .permanent(true)
+            .send()
+            .await
+            .expect("password");
+        cognito
+            .admin_add_user_to_group()
+            .user_pool_id(&pool)
+            .username(&email)
+            .group_name("admin")
+            .send()
+            .await
+            .expect("group");
+        self.logged_in(&email, PASSWORD).await
+    }
 }

@@ -51,12 +51,16 @@ async fn publish(local: &Local, topic: &str, event: &Value) {
 #[tokio::test]
 async fn created_product_is_readable_and_reaches_both_consumers() {
     let local = Local::connect().await;
-    let seller = unique("seller");
+    let user = local.signed_up("seller").await;
+    let seller = user.seller_id.clone().expect("a seller has a seller id");
+    let body = product_body("Arita tea cup");
     let (status, created) =
-        local.call(Method::POST, "/api/v1/products", Some(&product_body(&seller, "Arita tea cup"))).await;
+        local.call_as(Some(&user.access_token), Method::POST, "/api/v1/products", Some(&body)).await;
     assert_eq!(status, 201, "{created}");
+    assert_eq!(created["seller_id"], seller.as_str());
     let id = created["id"].as_str().expect("id").to_string();
 
+    // Anyone may read a product: no token needed.
     let (status, got) = local.call(Method::GET, &format!("/api/v1/products/{id}"), None).await;
     assert_eq!(status, 200);
     assert_eq!(got, created);
@@ -175,10 +179,12 @@ async fn a_failing_record_is_retried_alone_then_dead_lettered_with_its_body() {
 #[tokio::test]
 async fn bad_input_is_a_400_naming_the_field_and_writes_nothing() {
     let local = Local::connect().await;
-    let seller = unique("seller");
-    let valid: Value = serde_json::from_str(&product_body(&seller, "Cup")).unwrap();
+    let user = local.signed_up("seller").await;
+    let seller = user.seller_id.clone().unwrap();
+    let token = Some(user.access_token.as_str());
+    let valid: Value = serde_json::from_str(&product_body("Cup")).unwrap();
 
-    let (status, err) = local.call(Method::POST, "/api/v1/products", Some("{\"name\": \"unterminated")).await;
+    let (status, err) = local.call_as(token, Method::POST, "/api/v1/products", Some("{\"name\": \"unterminated")).await;
     assert_eq!(status, 400);
     assert_eq!(err["code"], "INVALID_REQUEST");
     assert_eq!(err["details"]["reason"], "malformed JSON");
@@ -186,24 +192,30 @@ async fn bad_input_is_a_400_naming_the_field_and_writes_nothing() {
 
     let mut missing = valid.clone();
     missing.as_object_mut().unwrap().remove("name");
-    let (status, err) = local.call(Method::POST, "/api/v1/products", Some(&missing.to_string())).await;
+    let (status, err) = local.call_as(token, Method::POST, "/api/v1/products", Some(&missing.to_string())).await;
     assert_eq!((status, err["code"].as_str()), (400, Some("INVALID_REQUEST")));
     assert_eq!(err["details"]["field"], "name");
 
     let mut wrong_type = valid.clone();
     wrong_type["price"]["amount"] = json!("2400");
-    let (status, err) = local.call(Method::POST, "/api/v1/products", Some(&wrong_type.to_string())).await;
+    let (status, err) = local.call_as(token, Method::POST, "/api/v1/products", Some(&wrong_type.to_string())).await;
     assert_eq!(status, 400);
     assert_eq!(err["details"]["field"], "price.amount");
 
     let mut negative = valid.clone();
     negative["stock_quantity"] = json!(-3);
-    let (status, err) = local.call(Method::POST, "/api/v1/products", Some(&negative.to_string())).await;
+    let (status, err) = local.call_as(token, Method::POST, "/api/v1/products", Some(&negative.to_string())).await;
     assert_eq!(status, 400);
     assert_eq!(err["details"]["field"], "stock_quantity");
 
-    let (status, err) = local.call(Method::POST, "/api/v1/products", None).await;
+    let (status, err) = local.call_as(token, Method::POST, "/api/v1/products", None).await;
     assert_eq!((status, err["code"].as_str()), (400, Some("INVALID_REQUEST")));
+
+    let mut seller_in_body = valid.clone();
+    seller_in_body["seller_id"] = json!("someone-else");
+    let (status, err) = local.call_as(token, Method::POST, "/api/v1/products", Some(&seller_in_body.to_string())).await;
+    assert_eq!(status, 400, "the seller comes from the token, never from the body");
+    assert_eq!(err["details"]["field"], "seller_id");
 
     let (status, err) = local.call(Method::GET, &format!("/api/v1/products/{}", unique("missing")), None).await;
     assert_eq!((status, err["code"].as_str()), (404, Some("NOT_FOUND")));
@@ -213,7 +225,7 @@ async fn bad_input_is_a_400_naming_the_field_and_writes_nothing() {
 
     // None of the rejected requests published anything: a valid one by the same seller is the
     // only product.created counted for them.
-    let (status, _) = local.call(Method::POST, "/api/v1/products", Some(&valid.to_string())).await;
+    let (status, _) = local.call_as(token, Method::POST, "/api/v1/products", Some(&valid.to_string())).await;
     assert_eq!(status, 201);
     let count =
         eventually(FAN_OUT, "the valid product to be counted", || seller_count(&local, &seller, "product.created"))

@@ -1,8 +1,9 @@
 //! The analytics consumer: counts domain events by type per day, and per seller.
 //!
 //! Counters are items `{pk, sk, count}`: `pk = "type#<event type>", sk = "day#<YYYY-MM-DD>"` and,
-//! for events about a seller, `pk = "seller#<seller id>", sk = "type#<event type>"`. Both counters
-//! of one event move in one transaction, so a retry never counts half an event twice.
+//! for events about a seller or a user, `pk = "seller#<id>"` or `"user#<id>"` with
+//! `sk = "type#<event type>"`. All counters of one event move in one transaction, so a retry
+//! never counts part of an event twice.
 
 use std::future::Future;
 
@@ -28,8 +29,10 @@ pub fn counters_for(event: &Envelope) -> Vec<CounterKey> {
         pk: format!("type#{}", event.event_type),
         sk: format!("day#{}", event.timestamp.format("%Y-%m-%d")),
     }];
-    if let Some(seller) = event.data.get("seller_id").and_then(|v| v.as_str()) {
-        keys.push(CounterKey { pk: format!("seller#{seller}"), sk: format!("type#{}", event.event_type) });
+    for (field, prefix) in [("seller_id", "seller"), ("user_id", "user")] {
+        if let Some(id) = event.data.get(field).and_then(|v| v.as_str()).filter(|id| !id.is_empty()) {
+            keys.push(CounterKey { pk: format!("{prefix}#{id}"), sk: format!("type#{}", event.event_type) });
+        }
     }
     keys
 }
@@ -117,6 +120,8 @@ mod tests {
                 CounterKey { pk: "seller#s9".into(), sk: "type#product.created".into() },
             ]
         );
-        assert_eq!(counters_for(&event("user.login", json!({"user_id": "u"}))).len(), 1);
+        let login = counters_for(&event("user.login", json!({"user_id": "u7"})));
+        assert_eq!(login[1], CounterKey { pk: "user#u7".into(), sk: "type#user.login".into() });
+        assert_eq!(counters_for(&event("weird.thing", json!({}))).len(), 1);
     }
 }

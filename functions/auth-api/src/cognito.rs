@@ -31,7 +31,14 @@ pub fn map_error(op: Operation, code: Option<&str>, message: Option<&str>) -> Ap
             ApiError::new(ErrorCode::Conflict, "an account with this email already exists")
                 .with_detail("field", "email")
         }
-        "InvalidPasswordException" => ApiError::invalid_field("password", cognito_message),
+        "InvalidPasswordException" => ApiError::invalid_field(
+            "password",
+            if cognito_message.is_empty() {
+                "does not meet the password policy: at least 8 characters with upper- and lower-case letters and a digit".to_string()
+            } else {
+                cognito_message
+            },
+        ),
         "CodeMismatchException" => ApiError::invalid_field("code", "the confirmation code is wrong"),
         "ExpiredCodeException" => ApiError::invalid_field("code", "the confirmation code has expired; sign up again"),
         "InvalidParameterException" => ApiError::new(ErrorCode::InvalidRequest, cognito_message)
