@@ -30,17 +30,24 @@ struct ColdSamples {
 
 struct Args {
     api: String,
+    state: PathBuf,
     cold_runs: usize,
     warm_requests: usize,
 }
 
 fn args() -> Result<Args> {
-    let mut out = Args { api: "http://127.0.0.1:3000".into(), cold_runs: 15, warm_requests: 300 };
+    let mut out = Args {
+        api: "http://127.0.0.1:3000".into(),
+        state: PathBuf::from(".devstack/stack.json"),
+        cold_runs: 15,
+        warm_requests: 300,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().context("missing value");
         match a.as_str() {
             "--api" => out.api = value()?,
+            "--state" => out.state = PathBuf::from(value()?),
             "--cold-runs" => out.cold_runs = value()?.parse()?,
             "--warm-requests" => out.warm_requests = value()?.parse()?,
             other => {
@@ -65,15 +72,17 @@ fn ms(d: Duration) -> String {
 async fn main() -> Result<()> {
     let args = args()?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let stack = Stack::load(&root.join(".devstack/stack.json"))?;
+    let stack = Stack::load(&args.state)?;
     let clients = Clients::connect(&stack.endpoint, &stack.region).await;
     let http = reqwest::Client::new();
     let table = stack.physical_id("ProductsTable")?.to_string();
 
-    // One product to read.
+    // A seller, and one product to read.
+    let token = seller_token(&http, &args.api).await?;
     let created: serde_json::Value = http
         .post(format!("{}/api/v1/products", args.api))
-        .json(&json!({"seller_id": "bench", "name": "Bench cup", "category": "kitchen", "price": {"amount": 100, "currency": "JPY"}, "stock_quantity": 1}))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Bench cup", "category": "kitchen", "price": {"amount": 100, "currency": "JPY"}, "stock_quantity": 1}))
         .send()
         .await?
         .error_for_status()?
@@ -91,33 +100,10 @@ async fn main() -> Result<()> {
     );
 
     // ---- cold starts: Rust release binary vs Python + boto3, alternating to share the noise.
-    let local_env = BTreeMap::from([
-        ("AWS_ENDPOINT_URL".to_string(), stack.endpoint.clone()),
-        ("AWS_REGION".to_string(), stack.region.clone()),
-        ("AWS_DEFAULT_REGION".to_string(), stack.region.clone()),
-        ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
-        ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
-    ]);
-    let spec = |name: &str, executable: PathBuf| FunctionSpec {
-        logical_id: name.into(),
-        name: name.into(),
-        arn: format!("arn:aws:lambda:{}:{}:function:{name}", stack.region, stack.account_id),
-        binary: name.into(),
-        executable,
-        environment: BTreeMap::from([
-            ("PRODUCTS_TABLE".to_string(), table.clone()),
-            ("PRODUCT_EVENTS_TOPIC_ARN".to_string(), stack.physical_id("ProductEventsTopic").unwrap().to_string()),
-            ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH".to_string(), "true".to_string()),
-            ("RUST_LOG".to_string(), "warn".to_string()),
-        ]),
-        timeout: Duration::from_secs(30),
-        memory_mb: 256,
-        max_concurrency: 1,
-        routes: vec![],
-        queues: vec![],
-    };
-    let rust = spec("products-api", root.join("target/release/products-api"));
-    let python = spec("products-api-python", root.join("bench/python/bootstrap.py"));
+    let local_env = devstack::local::local_environment(&stack);
+    let rust = stack_function(&stack, "ProductsApiFunction", &root.join("target/release/products-api"))?;
+    let mut python = rust.clone();
+    python.executable = root.join("bench/python/bootstrap.py");
     if !rust.executable.is_file() {
         bail!("{} is missing: run `cargo build --release -p products-api`", rust.executable.display());
     }
@@ -144,6 +130,7 @@ async fn main() -> Result<()> {
         http.get(&url).send().await?.error_for_status()?;
     }
     let mut through_devstack = Vec::with_capacity(args.warm_requests);
+    let mut with_token = Vec::with_capacity(args.warm_requests);
     let mut get_item = Vec::with_capacity(args.warm_requests);
     for _ in 0..args.warm_requests {
         let t = Instant::now();
@@ -153,6 +140,15 @@ async fn main() -> Result<()> {
         through_devstack.push(t.elapsed());
         if !ok {
             bail!("warm GET failed");
+        }
+        // The same route with a token: the (uncached, optional-route) authorizer verifies it fully.
+        let t = Instant::now();
+        let response = http.get(&url).bearer_auth(&token).send().await?;
+        let ok = response.status().is_success();
+        response.bytes().await?;
+        with_token.push(t.elapsed());
+        if !ok {
+            bail!("warm GET with a token failed");
         }
         let t = Instant::now();
         clients
@@ -225,5 +221,69 @@ async fn main() -> Result<()> {
         ms(g99),
         overhead(d99, g99)
     );
+    let (t50, t99) = (percentile(&mut with_token, 0.5), percentile(&mut with_token, 0.99));
+    println!(
+        "| GET /api/v1/products/{{id}} with a verified access token, median | {} | {} (same route, anonymous) | +{:.2} ms for authentication |",
+        ms(t50),
+        ms(d50),
+        (t50.as_secs_f64() - d50.as_secs_f64()) * 1000.0
+    );
+    println!(
+        "| GET /api/v1/products/{{id}} with a verified access token, p99 | {} | {} (same route, anonymous) | +{:.2} ms for authentication |",
+        ms(t99),
+        ms(d99),
+        (t99.as_secs_f64() - d99.as_secs_f64()) * 1000.0
+    );
+
+    // ---- the authorizer alone, warm, keys cached: a valid token vs no token at all.
+    let authorizer = stack_function(&stack, "AuthorizerFunction", &root.join("target/release/authorizer"))?;
+    let pool = FunctionPool::new(authorizer, local_env.clone(), Output::Quiet);
+    let request = |token: Option<&str>| {
+        let mut headers = serde_json::Map::new();
+        if let Some(t) = token {
+            headers.insert("authorization".into(), json!(format!("Bearer {t}")));
+        }
+        Bytes::from(json!({"type": "REQUEST", "methodArn": "arn:aws:execute-api:us-east-1:123456789012:api/dev/GET/api/v1/products/x", "headers": headers, "requestContext": {}}).to_string())
+    };
+    pool.invoke(request(Some(&token))).await?; // cold start and the one JWKS fetch
+    let (mut verified, mut anonymous) = (Vec::new(), Vec::new());
+    for _ in 0..args.warm_requests {
+        verified.push(pool.invoke(request(Some(&token))).await?.report.duration);
+        anonymous.push(pool.invoke(request(None)).await?.report.duration);
+    }
+    for (label, p) in [("median", 0.5), ("p99", 0.99)] {
+        let (v, a) = (percentile(&mut verified, p), percentile(&mut anonymous, p));
+        println!(
+            "| authorizer per request, JWKS cached, {label} | {} | {} (no token: nothing to verify) | +{:.2} ms to verify and look up |",
+            ms(v),
+            ms(a),
+            (v.as_secs_f64() - a.as_secs_f64()) * 1000.0
+        );
+    }
     Ok(())
+}
+
+/// Signs up, confirms and logs in a seller through the API; returns the access token.
+async fn seller_token(http: &reqwest::Client, api: &str) -> Result<String> {
+    let email = format!("bench-{}@example.com", std::process::id());
+    let password = "Passw0rd-bench";
+    let post = |path: &str, body: serde_json::Value| http.post(format!("{api}{path}")).json(&body).send();
+    post("/auth/signup", json!({"email": email, "password": password, "role": "seller"})).await?;
+    post("/auth/confirm", json!({"email": email, "code": "000000"})).await?.error_for_status()?;
+    let login: serde_json::Value =
+        post("/auth/login", json!({"email": email, "password": password})).await?.error_for_status()?.json().await?;
+    login["access_token"].as_str().map(str::to_string).context("no access token")
+}
+
+/// A function of the provisioned stack as devstack would run it, from another binary directory.
+fn stack_function(stack: &Stack, logical_id: &str, executable: &std::path::Path) -> Result<FunctionSpec> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let template = devstack::template::Template::load(&root.join("infra/template.yaml"))?;
+    let mut spec = devstack::functions::function_specs(&template, stack, &root.join("target/release"))?
+        .into_iter()
+        .find(|s| s.logical_id == logical_id)
+        .with_context(|| format!("{logical_id} is not in the template"))?;
+    spec.executable = executable.to_path_buf();
+    spec.max_concurrency = 1;
+    Ok(spec)
 }

@@ -116,8 +116,11 @@ async fn up(common: Common, listen: SocketAddr, bin_dir: PathBuf) -> Result<()> 
     let base = format!("http://{listen}");
     println!("devstack: {route_count} routes, {mappings} queue mappings, emulator at {}", common.endpoint);
     println!("devstack: API listening on {base}");
-    println!("devstack: try  curl -s -X POST {base}/api/v1/products -H 'content-type: application/json' \\");
-    println!("             -d '{{\"seller_id\":\"seller-1\",\"name\":\"Tea cup\",\"category\":\"kitchen\",\"price\":{{\"amount\":1200,\"currency\":\"JPY\"}},\"stock_quantity\":5}}'");
+    println!("devstack: try  curl -s -X POST {base}/auth/signup -H 'content-type: application/json' \\");
+    println!("             -d '{{\"email\":\"you@example.com\",\"password\":\"Passw0rd!\",\"role\":\"seller\"}}'");
+    println!(
+        "devstack: then confirm (any code works locally), log in and list a product: README.md, \"First requests\""
+    );
     let ready = common.state.with_file_name("ready");
     std::fs::write(&ready, &base).with_context(|| format!("writing {}", ready.display()))?;
     let app = gateway::router(local.gateway).into_make_service_with_connect_info::<SocketAddr>();
