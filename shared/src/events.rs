@@ -349,6 +349,35 @@ mod tests {
     }
 
     #[test]
+    fn every_payload_type_validates_against_its_schema() {
+        fn check<T: DomainEvent>(data: T) {
+            let json = serde_json::to_value(Envelope::new("test", data)).unwrap();
+            let validator = jsonschema::validator_for(&schema(T::TYPE)).unwrap();
+            let errors: Vec<String> = validator.iter_errors(&json).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", T::TYPE);
+        }
+        check(sample());
+        check(UserCreated {
+            user_id: "u".into(),
+            email: "u@example.com".into(),
+            roles: vec!["seller".into()],
+            seller_id: Some("s".into()),
+            display_name: None,
+        });
+        check(UserLogin { user_id: "u".into(), email: "u@example.com".into(), source_ip: None });
+        check(UserDeleted { user_id: "u".into(), deleted_by: "admin".into() });
+    }
+
+    #[test]
+    fn stable_ids_repeat_per_key_and_differ_between_keys() {
+        let a = Envelope::with_stable_id("t", "user-1", UserDeleted { user_id: "user-1".into(), deleted_by: "x".into() });
+        let b = Envelope::with_stable_id("t", "user-1", UserDeleted { user_id: "user-1".into(), deleted_by: "y".into() });
+        let c = Envelope::with_stable_id("t", "user-2", UserDeleted { user_id: "user-2".into(), deleted_by: "x".into() });
+        assert_eq!(a.id, b.id);
+        assert_ne!(a.id, c.id);
+    }
+
+    #[test]
     fn catalog_examples_validate_against_their_schemas() {
         let dir = format!("{}/../events/examples", env!("CARGO_MANIFEST_DIR"));
         let mut seen = 0;
