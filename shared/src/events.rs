@@ -125,6 +125,48 @@ impl DomainEvent for ProductCreated {
     const TYPE: &'static str = "product.created";
 }
 
+/// A seller changed a product (any field, stock included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductUpdated {
+    pub product_id: String,
+    pub seller_id: String,
+    pub name: String,
+    pub description: String,
+    pub category: String,
+    pub price: Money,
+    pub stock_quantity: i64,
+    /// The product's version after the change; read models ignore anything older than they have.
+    pub version: u64,
+}
+
+impl DomainEvent for ProductUpdated {
+    const TYPE: &'static str = "product.updated";
+}
+
+/// A product's available stock reached zero.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductOutOfStock {
+    pub product_id: String,
+    pub seller_id: String,
+    pub version: u64,
+}
+
+impl DomainEvent for ProductOutOfStock {
+    const TYPE: &'static str = "product.out_of_stock";
+}
+
+/// A product was soft-deleted (seed 004 §8): read models and carts drop it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductDeleted {
+    pub product_id: String,
+    pub seller_id: String,
+    pub version: u64,
+}
+
+impl DomainEvent for ProductDeleted {
+    const TYPE: &'static str = "product.deleted";
+}
+
 /// A user confirmed their sign-up (seed 003 §4.5: the profile is initialised from this).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserCreated {
@@ -364,15 +406,31 @@ mod tests {
             seller_id: Some("s".into()),
             display_name: None,
         });
+        let money = Money { amount: 5, currency: "JPY".into() };
+        check(ProductUpdated {
+            product_id: "p".into(),
+            seller_id: "s".into(),
+            name: "n".into(),
+            description: String::new(),
+            category: "c".into(),
+            price: money,
+            stock_quantity: 0,
+            version: 2,
+        });
+        check(ProductOutOfStock { product_id: "p".into(), seller_id: "s".into(), version: 2 });
+        check(ProductDeleted { product_id: "p".into(), seller_id: "s".into(), version: 3 });
         check(UserLogin { user_id: "u".into(), email: "u@example.com".into(), source_ip: None });
         check(UserDeleted { user_id: "u".into(), deleted_by: "admin".into() });
     }
 
     #[test]
     fn stable_ids_repeat_per_key_and_differ_between_keys() {
-        let a = Envelope::with_stable_id("t", "user-1", UserDeleted { user_id: "user-1".into(), deleted_by: "x".into() });
-        let b = Envelope::with_stable_id("t", "user-1", UserDeleted { user_id: "user-1".into(), deleted_by: "y".into() });
-        let c = Envelope::with_stable_id("t", "user-2", UserDeleted { user_id: "user-2".into(), deleted_by: "x".into() });
+        let a =
+            Envelope::with_stable_id("t", "user-1", UserDeleted { user_id: "user-1".into(), deleted_by: "x".into() });
+        let b =
+            Envelope::with_stable_id("t", "user-1", UserDeleted { user_id: "user-1".into(), deleted_by: "y".into() });
+        let c =
+            Envelope::with_stable_id("t", "user-2", UserDeleted { user_id: "user-2".into(), deleted_by: "x".into() });
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, c.id);
     }

@@ -96,6 +96,36 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// Query-string parameters, decoded with the offending parameter named in `details.field`.
+#[derive(Debug, Clone)]
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        decode_query(parts.uri.query().unwrap_or_default()).map(QueryParams)
+    }
+}
+
+/// Decodes a query string as `T`; an error names the parameter.
+pub fn decode_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let reason = err.into_inner().to_string();
+        let field = match missing_field_name(&reason) {
+            Some(name) => name.to_string(),
+            None if path != "." => path,
+            // serde_urlencoded reports a bad number without the key; say which keys are allowed.
+            None => "query".to_string(),
+        };
+        ApiError::new(ErrorCode::InvalidRequest, format!("invalid query parameter `{field}`: {reason}"))
+            .with_detail("field", field)
+            .with_detail("reason", reason)
+    })
+}
+
 /// Decodes `bytes` as `T`, turning serde's error into an [`ApiError`] that names the field.
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -178,6 +208,26 @@ mod tests {
         assert_eq!(e.details["reason"], "malformed JSON");
         let e = err_of("  ");
         assert_eq!(e.details["reason"], "empty body");
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Paging {
+        #[serde(default)]
+        page: u32,
+        #[serde(default)]
+        descending: bool,
+    }
+
+    #[test]
+    fn query_parameters_are_typed_and_named() {
+        let ok: Paging = decode_query("page=3&descending=true").unwrap();
+        assert_eq!((ok.page, ok.descending), (3, true));
+        let e = decode_query::<Paging>("page=abc").unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        let e = decode_query::<Paging>("colour=red").unwrap_err();
+        assert!(e.details["reason"].as_str().unwrap().contains("colour"), "{e:?}");
     }
 
     #[test]

@@ -3,16 +3,17 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Deserialize;
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
 use shared::events::EventPublisher;
-use shared::http::{request_ids, route_not_found, JsonBody};
+use shared::http::{request_ids, route_not_found, JsonBody, QueryParams};
 
-use crate::domain::{NewProduct, ProductError, ProductService};
+use crate::domain::{ListQuery, NewProduct, Page, Product, ProductError, ProductService};
 use crate::store::{ProductStore, StoreError};
 
 impl From<ProductError> for ApiError {
@@ -20,8 +21,18 @@ impl From<ProductError> for ApiError {
         match err {
             ProductError::Invalid { field, reason } => ApiError::invalid_field(field, reason),
             ProductError::NotFound(id) => ApiError::not_found("product", &id),
+            ProductError::VersionConflict { id, expected, current } => ApiError::new(
+                ErrorCode::Conflict,
+                format!("product {id} changed since version {expected}; read it again and retry"),
+            )
+            .with_detail("expected_version", expected)
+            .with_detail("current_version", current),
+            ProductError::NotOwner => ApiError::new(ErrorCode::Forbidden, "only the product's seller may change it"),
             ProductError::Store(StoreError::AlreadyExists(id)) => {
                 ApiError::new(ErrorCode::Conflict, format!("product {id} already exists"))
+            }
+            ProductError::Store(StoreError::VersionMismatch(id)) => {
+                ApiError::new(ErrorCode::Conflict, format!("product {id} changed meanwhile; read it again and retry"))
             }
             ProductError::Store(StoreError::Unavailable(cause)) => ApiError::unavailable(cause),
             ProductError::Store(StoreError::Corrupt(cause)) => ApiError::internal(cause),
@@ -30,40 +41,129 @@ impl From<ProductError> for ApiError {
     }
 }
 
+type Service<S, P> = State<Arc<ProductService<S, P>>>;
+
 pub fn router<S, P>(service: ProductService<S, P>) -> Router
 where
     S: ProductStore + 'static,
     P: EventPublisher + 'static,
 {
     Router::new()
-        .route("/api/v1/products", post(create_product::<S, P>))
-        .route("/api/v1/products/{id}", get(get_product::<S, P>))
+        .route("/api/v1/products", post(create_product::<S, P>).get(list_products::<S, P>))
+        .route(
+            "/api/v1/products/{id}",
+            get(get_product::<S, P>).put(update_product::<S, P>).delete(delete_product::<S, P>),
+        )
         .fallback(route_not_found)
         .method_not_allowed_fallback(route_not_found)
         .with_state(Arc::new(service))
         .layer(axum::middleware::from_fn(request_ids))
 }
 
+/// The seller id of a caller who must be a seller.
+fn seller_id(caller: &Caller) -> Result<String, ApiError> {
+    let seller = caller.require(Role::Seller)?;
+    seller.seller_id.clone().ok_or_else(|| {
+        ApiError::new(ErrorCode::Forbidden, "this seller account has no seller id")
+            .with_detail("reason", "seller_not_set_up")
+    })
+}
+
+/// A product's entity tag: its version.
+pub fn etag(product: &Product) -> String {
+    format!("\"v{}\"", product.version)
+}
+
+/// The version an `If-Match` header names (`"v3"`, `W/"v3"`), if it names one.
+fn version_of_etag(value: &str) -> Option<u64> {
+    value.trim().trim_start_matches("W/").trim_matches('"').strip_prefix('v')?.parse().ok()
+}
+
 async fn create_product<S: ProductStore, P: EventPublisher>(
-    State(service): State<Arc<ProductService<S, P>>>,
+    State(service): Service<S, P>,
     caller: Caller,
     JsonBody(input): JsonBody<NewProduct>,
 ) -> Result<Response, ApiError> {
-    let seller = caller.require(Role::Seller)?;
-    let seller_id = seller.seller_id.as_deref().ok_or_else(|| {
-        ApiError::new(ErrorCode::Forbidden, "this seller account has no seller id")
-            .with_detail("reason", "seller_not_set_up")
-    })?;
-    let product = service.create_product(seller_id, input).await?;
+    let seller_id = seller_id(&caller)?;
+    let product = service.create_product(&seller_id, input).await?;
     let location = format!("/api/v1/products/{}", product.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(product)).into_response())
+    Ok((StatusCode::CREATED, [(header::LOCATION, location), (header::ETAG, etag(&product))], Json(product))
+        .into_response())
+}
+
+async fn list_products<S: ProductStore, P: EventPublisher>(
+    State(service): Service<S, P>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<Page<Product>>, ApiError> {
+    Ok(Json(service.list_products(&query).await?))
 }
 
 async fn get_product<S: ProductStore, P: EventPublisher>(
-    State(service): State<Arc<ProductService<S, P>>>,
+    State(service): Service<S, P>,
     Path(id): Path<String>,
-) -> Result<Json<crate::domain::Product>, ApiError> {
-    Ok(Json(service.get_product(&id).await?))
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let product = service.get_product(&id).await?;
+    let tag = etag(&product);
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == tag));
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
+    }
+    Ok(([(header::ETAG, tag)], Json(product)).into_response())
+}
+
+/// The editable fields of a product, and optionally the version the client last saw.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductChange {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub category: String,
+    pub price: shared::Money,
+    pub stock_quantity: i64,
+    #[serde(default)]
+    pub version: Option<u64>,
+}
+
+async fn update_product<S: ProductStore, P: EventPublisher>(
+    State(service): Service<S, P>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(change): JsonBody<ProductChange>,
+) -> Result<Response, ApiError> {
+    let seller_id = seller_id(&caller)?;
+    let if_match = match headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        Some(value) => Some(version_of_etag(value).ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidRequest, "If-Match must be an ETag of this API, like \"v3\"")
+                .with_detail("field", "If-Match")
+        })?),
+        None => None,
+    };
+    let update = NewProduct {
+        name: change.name,
+        description: change.description,
+        category: change.category,
+        price: change.price,
+        stock_quantity: change.stock_quantity,
+    };
+    let product = service.update_product(&seller_id, &id, update, if_match.or(change.version)).await?;
+    Ok(([(header::ETAG, etag(&product))], Json(product)).into_response())
+}
+
+async fn delete_product<S: ProductStore, P: EventPublisher>(
+    State(service): Service<S, P>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let identity = caller.identity()?;
+    let seller = if identity.has_role(Role::Admin) { None } else { Some(seller_id(&caller)?) };
+    service.delete_product(seller.as_deref(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]
@@ -138,6 +238,50 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(err["details"]["field"], "name");
         assert!(err["request_id"].is_string());
+    }
+
+    async fn raw(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> axum::response::Response {
+        let mut request =
+            axum::http::Request::builder().method(method).uri(uri).header("content-type", "application/json");
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let request =
+            request.extension(request_context_for(Some(&seller()))).body(Body::from(body.to_string())).unwrap();
+        app.clone().oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn etags_answer_304_and_guard_updates() {
+        let app = app();
+        let body =
+            json!({"name":"Cup","category":"kitchen","price":{"amount":100,"currency":"JPY"},"stock_quantity":2});
+        let (_, created) = call(&app, "POST", "/api/v1/products", &body.to_string()).await;
+        let uri = format!("/api/v1/products/{}", created["id"].as_str().unwrap());
+        let first = raw(&app, "GET", &uri, &[], "").await;
+        let tag = first.headers()["etag"].to_str().unwrap().to_string();
+        assert_eq!(tag, "\"v1\"");
+        assert_eq!(raw(&app, "GET", &uri, &[("if-none-match", &tag)], "").await.status(), StatusCode::NOT_MODIFIED);
+
+        let change =
+            json!({"name":"Cup","category":"kitchen","price":{"amount":150,"currency":"JPY"},"stock_quantity":2});
+        let updated = raw(&app, "PUT", &uri, &[("if-match", &tag)], &change.to_string()).await;
+        assert_eq!(updated.status(), StatusCode::OK);
+        assert_eq!(updated.headers()["etag"], "\"v2\"");
+        // The old tag no longer matches: the GET answers in full, and a stale update is refused.
+        assert_eq!(raw(&app, "GET", &uri, &[("if-none-match", &tag)], "").await.status(), StatusCode::OK);
+        let stale = raw(&app, "PUT", &uri, &[("if-match", &tag)], &change.to_string()).await;
+        assert_eq!(stale.status(), StatusCode::CONFLICT);
+        let mut with_version = change.clone();
+        with_version["version"] = json!(1);
+        let (status, err) = call(&app, "PUT", &uri, &with_version.to_string()).await;
+        assert_eq!((status, err["details"]["current_version"].as_u64()), (StatusCode::CONFLICT, Some(2)));
     }
 
     #[tokio::test]

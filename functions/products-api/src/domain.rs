@@ -1,8 +1,8 @@
-//! Products and the rules for creating and reading them.
+//! Products and the rules for listing, changing and deleting them.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::events::{Envelope, EventPublisher, ProductCreated};
+use shared::events::{Envelope, EventPublisher, ProductCreated, ProductDeleted, ProductOutOfStock, ProductUpdated};
 use shared::Money;
 
 use crate::store::{ProductStore, StoreError};
@@ -37,6 +37,8 @@ pub struct Stock {
 #[serde(rename_all = "snake_case")]
 pub enum ProductStatus {
     Active,
+    /// Soft-deleted (seed 004 §8): kept for orders that refer to it, invisible to the API.
+    Deleted,
 }
 
 /// What a seller sends to list a product. The seller is the caller, never a field of the body.
@@ -89,6 +91,10 @@ pub enum ProductError {
     Invalid { field: String, reason: String },
     #[error("product {0} not found")]
     NotFound(String),
+    #[error("product {id} is at version {current}, not {expected}")]
+    VersionConflict { id: String, expected: u64, current: u64 },
+    #[error("only the product's seller may change it")]
+    NotOwner,
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("could not publish the event: {0}")]
@@ -148,8 +154,219 @@ impl<S: ProductStore, P: EventPublisher> ProductService<S, P> {
         Ok(product)
     }
 
+    /// An active product; soft-deleted ones are not found.
     pub async fn get_product(&self, id: &str) -> Result<Product, ProductError> {
-        self.store.get(id).await?.ok_or_else(|| ProductError::NotFound(id.to_string()))
+        self.store
+            .get(id)
+            .await?
+            .filter(|p| p.status == ProductStatus::Active)
+            .ok_or_else(|| ProductError::NotFound(id.to_string()))
+    }
+
+    /// Replaces a product's editable fields, if `seller_id` owns it and (when given) the caller
+    /// saw the current `expected_version`. Publishes `product.updated`, and
+    /// `product.out_of_stock` when available stock reaches zero.
+    pub async fn update_product(
+        &self,
+        seller_id: &str,
+        id: &str,
+        update: NewProduct,
+        expected_version: Option<u64>,
+    ) -> Result<Product, ProductError> {
+        update.validate()?;
+        let current = self.get_product(id).await?;
+        if current.seller_id != seller_id {
+            return Err(ProductError::NotOwner);
+        }
+        if let Some(expected) = expected_version.filter(|v| *v != current.version) {
+            return Err(ProductError::VersionConflict { id: id.into(), expected, current: current.version });
+        }
+        let updated = Product {
+            name: update.name.trim().to_string(),
+            description: update.description,
+            category: update.category,
+            price: update.price,
+            stock: Stock { available: update.stock_quantity, reserved: current.stock.reserved },
+            version: current.version + 1,
+            updated_at: Utc::now(),
+            ..current.clone()
+        };
+        self.replace_and_publish(&current, &updated).await?;
+        Ok(updated)
+    }
+
+    /// Soft-deletes a product its seller (or an admin, `seller_id = None`) no longer sells.
+    pub async fn delete_product(&self, seller_id: Option<&str>, id: &str) -> Result<(), ProductError> {
+        let current = self.get_product(id).await?;
+        if seller_id.is_some_and(|s| s != current.seller_id) {
+            return Err(ProductError::NotOwner);
+        }
+        let deleted = Product {
+            status: ProductStatus::Deleted,
+            version: current.version + 1,
+            updated_at: Utc::now(),
+            ..current.clone()
+        };
+        self.replace_and_publish(&current, &deleted).await
+    }
+
+    /// Writes `next` over `current` (only if nobody changed it meanwhile), then publishes what
+    /// changed; if publishing fails the write is undone, so the rest of the system never misses
+    /// a change that the products table has.
+    async fn replace_and_publish(&self, current: &Product, next: &Product) -> Result<(), ProductError> {
+        self.store.replace(next, current.version).await.map_err(|e| match e {
+            StoreError::VersionMismatch(id) => {
+                ProductError::VersionConflict { id, expected: current.version, current: current.version + 1 }
+            }
+            other => other.into(),
+        })?;
+        let mut events = Vec::new();
+        if next.status == ProductStatus::Deleted {
+            events.push(
+                Envelope::new(
+                    SOURCE,
+                    ProductDeleted {
+                        product_id: next.id.clone(),
+                        seller_id: next.seller_id.clone(),
+                        version: next.version,
+                    },
+                )
+                .into_untyped(),
+            );
+        } else {
+            events.push(
+                Envelope::new(
+                    SOURCE,
+                    ProductUpdated {
+                        product_id: next.id.clone(),
+                        seller_id: next.seller_id.clone(),
+                        name: next.name.clone(),
+                        description: next.description.clone(),
+                        category: next.category.clone(),
+                        price: next.price.clone(),
+                        stock_quantity: next.stock.available,
+                        version: next.version,
+                    },
+                )
+                .into_untyped(),
+            );
+            if next.stock.available == 0 && current.stock.available > 0 {
+                events.push(
+                    Envelope::new(
+                        SOURCE,
+                        ProductOutOfStock {
+                            product_id: next.id.clone(),
+                            seller_id: next.seller_id.clone(),
+                            version: next.version,
+                        },
+                    )
+                    .into_untyped(),
+                );
+            }
+        }
+        for event in &events {
+            if let Err(err) = self.publisher.publish(event).await {
+                if let Err(undo) = self.store.replace(current, next.version).await {
+                    tracing::error!(product_id = %next.id, error = %undo, "could not undo a change whose event was not published");
+                }
+                return Err(ProductError::Publish(err.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// One page of active products, filtered and sorted as asked (seed 001 `PageRequest`).
+    pub async fn list_products(&self, query: &ListQuery) -> Result<Page<Product>, ProductError> {
+        query.validate()?;
+        let mut products: Vec<Product> = self
+            .store
+            .list_active(query.seller_id.as_deref())
+            .await?
+            .into_iter()
+            .filter(|p| query.category.as_ref().is_none_or(|c| &p.category == c))
+            .collect();
+        match query.sort_by {
+            SortBy::CreatedAt => products.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id))),
+            SortBy::Price => products.sort_by(|a, b| a.price.amount.cmp(&b.price.amount).then(a.id.cmp(&b.id))),
+            SortBy::Name => {
+                products.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()).then(a.id.cmp(&b.id)))
+            }
+        }
+        if query.descending {
+            products.reverse();
+        }
+        Ok(Page::of(products, query.page, query.page_size))
+    }
+}
+
+/// `GET /api/v1/products` parameters: seed 001 `PageRequest` plus filters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default = "first_page")]
+    pub page: u32,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    #[serde(default)]
+    pub sort_by: SortBy,
+    #[serde(default)]
+    pub descending: bool,
+    #[serde(default)]
+    pub seller_id: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
+fn first_page() -> u32 {
+    1
+}
+
+fn default_page_size() -> u32 {
+    20
+}
+
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+impl ListQuery {
+    fn validate(&self) -> Result<(), ProductError> {
+        if self.page == 0 {
+            return Err(ProductError::Invalid { field: "page".into(), reason: "pages start at 1".into() });
+        }
+        if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
+            return Err(ProductError::Invalid {
+                field: "page_size".into(),
+                reason: "must be between 1 and 100".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortBy {
+    #[default]
+    CreatedAt,
+    Price,
+    Name,
+}
+
+/// Seed 001 `PageResponse` with the items of the page.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total_items: u64,
+    pub total_pages: u64,
+    pub current_page: u32,
+    pub page_size: u32,
+}
+
+impl<T> Page<T> {
+    pub fn of(all: Vec<T>, page: u32, page_size: u32) -> Page<T> {
+        let total_items = all.len() as u64;
+        let total_pages = total_items.div_ceil(page_size as u64);
+        let items = all.into_iter().skip((page as usize - 1) * page_size as usize).take(page_size as usize).collect();
+        Page { items, total_items, total_pages, current_page: page, page_size }
     }
 }
 
@@ -216,6 +433,80 @@ mod tests {
         }
         assert_eq!(s.store.len(), 0);
         assert!(s.publisher.published.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn updates_check_owner_and_version_and_announce_out_of_stock() {
+        let s = service();
+        let p = s.create_product("seller-1", input()).await.unwrap();
+        let mut change = input();
+        change.stock_quantity = 0;
+        assert!(matches!(s.update_product("seller-2", &p.id, change.clone(), None).await, Err(ProductError::NotOwner)));
+        assert!(matches!(
+            s.update_product("seller-1", &p.id, change.clone(), Some(7)).await,
+            Err(ProductError::VersionConflict { expected: 7, current: 1, .. })
+        ));
+        let updated = s.update_product("seller-1", &p.id, change.clone(), Some(1)).await.unwrap();
+        assert_eq!((updated.version, updated.stock.available), (2, 0));
+        let types: Vec<String> = s.publisher.published.lock().unwrap().iter().map(|e| e.event_type.clone()).collect();
+        assert_eq!(types, vec!["product.created", "product.updated", "product.out_of_stock"]);
+        // A client still holding version 1 is refused.
+        assert!(matches!(
+            s.update_product("seller-1", &p.id, change, Some(1)).await,
+            Err(ProductError::VersionConflict { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_failed_publish_undoes_the_update() {
+        let s = service();
+        let p = s.create_product("seller-1", input()).await.unwrap();
+        s.publisher.fail.store(true, Ordering::SeqCst);
+        let mut change = input();
+        change.name = "Renamed".into();
+        assert!(matches!(s.update_product("seller-1", &p.id, change, None).await, Err(ProductError::Publish(_))));
+        assert_eq!(s.get_product(&p.id).await.unwrap(), p);
+    }
+
+    #[tokio::test]
+    async fn soft_deleted_products_are_gone_from_the_api() {
+        let s = service();
+        let p = s.create_product("seller-1", input()).await.unwrap();
+        assert!(matches!(s.delete_product(Some("seller-2"), &p.id).await, Err(ProductError::NotOwner)));
+        s.delete_product(Some("seller-1"), &p.id).await.unwrap();
+        assert!(matches!(s.get_product(&p.id).await, Err(ProductError::NotFound(_))));
+        assert_eq!(s.publisher.published.lock().unwrap().last().unwrap().event_type, "product.deleted");
+        let page = s.list_products(&query()).await.unwrap();
+        assert_eq!(page.total_items, 0);
+    }
+
+    fn query() -> ListQuery {
+        ListQuery { page: 1, page_size: 2, sort_by: SortBy::Price, descending: false, seller_id: None, category: None }
+    }
+
+    #[tokio::test]
+    async fn lists_are_filtered_sorted_and_paginated() {
+        let s = service();
+        for (price, category) in [(300, "kitchen"), (100, "kitchen"), (200, "garden")] {
+            let mut p = input();
+            p.price.amount = price;
+            p.category = category.into();
+            s.create_product("seller-1", p).await.unwrap();
+        }
+        let page = s.list_products(&query()).await.unwrap();
+        assert_eq!((page.total_items, page.total_pages, page.current_page), (3, 2, 1));
+        assert_eq!(page.items.iter().map(|p| p.price.amount).collect::<Vec<_>>(), vec![100, 200]);
+        let second = s.list_products(&ListQuery { page: 2, ..query() }).await.unwrap();
+        assert_eq!(second.items.iter().map(|p| p.price.amount).collect::<Vec<_>>(), vec![300]);
+        let kitchen_desc = s
+            .list_products(&ListQuery { category: Some("kitchen".into()), descending: true, ..query() })
+            .await
+            .unwrap();
+        assert_eq!(kitchen_desc.items.iter().map(|p| p.price.amount).collect::<Vec<_>>(), vec![300, 100]);
+        assert!(matches!(
+            s.list_products(&ListQuery { page_size: 500, ..query() }).await,
+            Err(ProductError::Invalid { .. })
+        ));
     }
 
     #[tokio::test]

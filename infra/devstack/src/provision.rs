@@ -343,6 +343,7 @@ async fn table(clients: &Clients, stack: &Stack, r: &Resource, props: &Value) ->
                     "table {name} already exists with a different key schema; reset the emulator (`make emulator-reset`) to recreate it"
                 );
             }
+            add_missing_indexes(clients, &name, &table, props).await?;
             table
         }
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
@@ -419,6 +420,46 @@ async fn table(clients: &Clients, stack: &Stack, r: &Resource, props: &Value) ->
         attributes.insert("StreamArn".into(), json!(stream));
     }
     Ok(Provisioned { kind: r.kind.clone(), physical_id: name, attributes })
+}
+
+/// Creates the template's global secondary indexes that an existing table lacks, so a template
+/// that gained an index works without resetting the emulator.
+async fn add_missing_indexes(
+    clients: &Clients,
+    name: &str,
+    table: &aws_sdk_dynamodb::types::TableDescription,
+    props: &Value,
+) -> Result<()> {
+    let existing: Vec<&str> = table.global_secondary_indexes().iter().filter_map(|g| g.index_name()).collect();
+    for g in props.get("GlobalSecondaryIndexes").and_then(Value::as_array).into_iter().flatten() {
+        let index = scalar_string(&g["IndexName"])?;
+        if existing.contains(&index.as_str()) {
+            continue;
+        }
+        let mut request = clients.ddb.update_table().table_name(name).global_secondary_index_updates(
+            aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                .create(
+                    aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+                        .index_name(&index)
+                        .set_key_schema(Some(key_schema(g.get("KeySchema"))?))
+                        .projection(projection(&g["Projection"])?)
+                        .set_provisioned_throughput(throughput(g.get("ProvisionedThroughput"))?)
+                        .build()?,
+                )
+                .build(),
+        );
+        for a in props.get("AttributeDefinitions").and_then(Value::as_array).into_iter().flatten() {
+            request = request.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(scalar_string(&a["AttributeName"])?)
+                    .attribute_type(ScalarAttributeType::from(scalar_string(&a["AttributeType"])?.as_str()))
+                    .build()?,
+            );
+        }
+        request.send().await.map_err(sdk)?;
+        tracing::info!(table = name, index = %index, "index added");
+    }
+    Ok(())
 }
 
 fn function(stack: &Stack, r: &Resource, props: &Value) -> Provisioned {
