@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod money;
+pub mod resilience;
 pub mod telemetry;
 
 pub use error::{ApiError, ErrorCode};
