@@ -100,7 +100,7 @@ async fn main() -> Result<()> {
     );
 
     // ---- cold starts: Rust release binary vs Python + boto3, alternating to share the noise.
-    let local_env = devstack::local::local_environment(&stack);
+    let local_env = devstack::local::local_environment(&stack, None);
     let rust = stack_function(&stack, "ProductsApiFunction", &root.join("target/release/products-api"))?;
     let mut python = rust.clone();
     python.executable = root.join("bench/python/bootstrap.py");

@@ -167,6 +167,29 @@ impl DomainEvent for ProductDeleted {
     const TYPE: &'static str = "product.deleted";
 }
 
+/// One line of an order, as events carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub product_id: String,
+    pub seller_id: String,
+    pub name: String,
+    pub unit_price: Money,
+    pub quantity: i64,
+}
+
+/// A buyer placed an order; its stock is reserved (seed 004 §3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderCreated {
+    pub order_id: String,
+    pub buyer_id: String,
+    pub lines: Vec<OrderLine>,
+    pub total: Money,
+}
+
+impl DomainEvent for OrderCreated {
+    const TYPE: &'static str = "order.created";
+}
+
 /// A user confirmed their sign-up (seed 003 §4.5: the profile is initialised from this).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserCreated {
@@ -416,6 +439,18 @@ mod tests {
             price: money,
             stock_quantity: 0,
             version: 2,
+        });
+        check(OrderCreated {
+            order_id: "o".into(),
+            buyer_id: "b".into(),
+            lines: vec![OrderLine {
+                product_id: "p".into(),
+                seller_id: "s".into(),
+                name: "n".into(),
+                unit_price: Money { amount: 5, currency: "JPY".into() },
+                quantity: 2,
+            }],
+            total: Money { amount: 10, currency: "JPY".into() },
         });
         check(ProductOutOfStock { product_id: "p".into(), seller_id: "s".into(), version: 2 });
         check(ProductDeleted { product_id: "p".into(), seller_id: "s".into(), version: 3 });

@@ -10,6 +10,7 @@ pub mod events;
 pub mod http;
 pub mod money;
 pub mod resilience;
+pub mod services;
 pub mod telemetry;
 
 pub use error::{ApiError, ErrorCode};

@@ -18,8 +18,8 @@ async fn own_gateway(local: &Local) -> String {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| root.join("target"))
         .join("debug");
-    let api =
-        assemble(&template, &local.stack, &local.aws, &bin_dir, Output::Quiet, false).expect("assemble the local API");
+    let api = assemble(&template, &local.stack, &local.aws, &bin_dir, Output::Quiet, false, None)
+        .expect("assemble the local API");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = devstack::gateway::router(api.gateway).into_make_service_with_connect_info::<SocketAddr>();

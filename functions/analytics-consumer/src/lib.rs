@@ -29,7 +29,7 @@ pub fn counters_for(event: &Envelope) -> Vec<CounterKey> {
         pk: format!("type#{}", event.event_type),
         sk: format!("day#{}", event.timestamp.format("%Y-%m-%d")),
     }];
-    for (field, prefix) in [("seller_id", "seller"), ("user_id", "user")] {
+    for (field, prefix) in [("seller_id", "seller"), ("user_id", "user"), ("buyer_id", "user")] {
         if let Some(id) = event.data.get(field).and_then(|v| v.as_str()).filter(|id| !id.is_empty()) {
             keys.push(CounterKey { pk: format!("{prefix}#{id}"), sk: format!("type#{}", event.event_type) });
         }

@@ -9,6 +9,7 @@ pub mod authorizer;
 pub mod esm;
 pub mod functions;
 pub mod gateway;
+pub mod lambda_api;
 pub mod local;
 pub mod provision;
 pub mod runtime;

@@ -26,15 +26,20 @@ pub struct LocalApi {
     pub queue_mappings: usize,
 }
 
-/// What every function instance gets on top of the template's environment.
-pub fn local_environment(stack: &Stack) -> BTreeMap<String, String> {
-    BTreeMap::from([
+/// What every function instance gets on top of the template's environment. With a Lambda endpoint
+/// (devstack's [`crate::lambda_api`]), functions can invoke one another.
+pub fn local_environment(stack: &Stack, lambda_endpoint: Option<&str>) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::from([
         ("AWS_ENDPOINT_URL".to_string(), stack.endpoint.clone()),
         ("AWS_REGION".to_string(), stack.region.clone()),
         ("AWS_DEFAULT_REGION".to_string(), stack.region.clone()),
         ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
         ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
-    ])
+    ]);
+    if let Some(endpoint) = lambda_endpoint {
+        env.insert("AWS_ENDPOINT_URL_LAMBDA".to_string(), endpoint.to_string());
+    }
+    env
 }
 
 /// Builds the pools, starts the SQS pollers (when `run_queues`), and the gateway.
@@ -45,8 +50,9 @@ pub fn assemble(
     bin_dir: &Path,
     output: Output,
     run_queues: bool,
+    lambda_endpoint: Option<&str>,
 ) -> Result<LocalApi> {
-    let local_env = local_environment(stack);
+    let local_env = local_environment(stack, lambda_endpoint);
     let mut routes = Vec::new();
     let mut queue_mappings = 0;
     let mut pools = BTreeMap::new();

@@ -9,11 +9,13 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use devstack::functions::check_binaries;
 use devstack::gateway;
+use devstack::lambda_api::{router as lambda_router, LambdaApi};
 use devstack::local::assemble;
 use devstack::runtime::Output;
 use devstack::stack::Stack;
 use devstack::template::Template;
 use devstack::{provision, Clients};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "devstack", about = "Runs infra/template.yaml locally: emulator resources, REST API and functions")]
@@ -110,7 +112,15 @@ async fn up(common: Common, listen: SocketAddr, bin_dir: PathBuf) -> Result<()> 
     })?;
     check_binaries(&Template::load(&common.template)?, &bin_dir)?;
     let (template, clients, stack) = provision_stack(&common).await?;
-    let local = assemble(&template, &stack, &clients, &bin_dir, Output::Print, true)?;
+    // The Lambda API the functions call one another through, on a port of its own.
+    let lambda_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the Lambda API")?;
+    let lambda_endpoint = format!("http://{}", lambda_listener.local_addr()?);
+    let local = assemble(&template, &stack, &clients, &bin_dir, Output::Print, true, Some(&lambda_endpoint))?;
+    let lambda_api = Arc::new(LambdaApi::new(local.pools.clone()));
+    tokio::spawn(async move {
+        let _ = axum::serve(lambda_listener, lambda_router(lambda_api)).await;
+    });
+    std::fs::write(common.state.with_file_name("lambda"), &lambda_endpoint)?;
     let (route_count, mappings) = (local.route_count, local.queue_mappings);
 
     let base = format!("http://{listen}");

@@ -1,0 +1,163 @@
+//! `/api/v1/orders`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use shared::auth::{Caller, Role};
+use shared::error::{ApiError, ErrorCode};
+use shared::events::{Envelope, EventPublisher, OrderCreated};
+use shared::http::{request_ids, route_not_found, JsonBody};
+use shared::resilience::CallError;
+use shared::services::{lookup_error, LookupError, ProductsClient};
+
+use crate::domain::{price_order, Order, OrderStatus, PlaceOrder};
+use crate::store::{IdempotencyRecord, OrderStore, PlaceError};
+
+pub const SOURCE: &str = "orders-api";
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+pub struct OrdersService<S, P> {
+    pub products: ProductsClient,
+    pub store: S,
+    pub publisher: P,
+}
+
+type Service<S, P> = State<Arc<OrdersService<S, P>>>;
+
+pub fn router<S: OrderStore + 'static, P: EventPublisher + 'static>(service: OrdersService<S, P>) -> Router {
+    Router::new()
+        .route("/api/v1/orders", post(place_order::<S, P>))
+        .route("/api/v1/orders/{id}", get(get_order::<S, P>))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(route_not_found)
+        .with_state(Arc::new(service))
+        .layer(axum::middleware::from_fn(request_ids))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 100 && k.chars().all(|c| c.is_ascii_graphic()));
+    key.map(|k| Some(k.to_string()))
+        .ok_or_else(|| ApiError::invalid_field("Idempotency-Key", "1 to 100 printable ASCII characters"))
+}
+
+/// The stored first answer, for a replay with the same key and the same body.
+fn replay(record: &IdempotencyRecord, fingerprint: &str) -> Result<Response, ApiError> {
+    if record.fingerprint != fingerprint {
+        return Err(ApiError::new(ErrorCode::Conflict, "this Idempotency-Key was used for a different request")
+            .with_detail("field", "Idempotency-Key"));
+    }
+    let body: serde_json::Value = serde_json::from_str(&record.body).map_err(ApiError::internal)?;
+    let status = StatusCode::from_u16(record.status).unwrap_or(StatusCode::CREATED);
+    let mut response = (status, Json(body)).into_response();
+    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(response)
+}
+
+async fn place_order<S: OrderStore, P: EventPublisher>(
+    State(service): Service<S, P>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<PlaceOrder>,
+) -> Result<Response, ApiError> {
+    let buyer = caller.require(Role::Buyer)?.clone();
+    let key = idempotency_key(&headers)?;
+    request.validate()?;
+    let fingerprint = request.fingerprint();
+    if let Some(key) = &key {
+        if let Some(record) = service.store.idempotency(&buyer.user_id, key).await.map_err(ApiError::unavailable)? {
+            return replay(&record, &fingerprint);
+        }
+    }
+
+    // Seed 004 §3: the products must exist, at the price the order is charged.
+    let mut products = Vec::with_capacity(request.items.len());
+    for (i, item) in request.items.iter().enumerate() {
+        match service.products.product(&item.product_id).await {
+            Ok(p) => products.push(p),
+            Err(CallError::Failed(LookupError::NotFound(id))) => {
+                return Err(ApiError::not_found("product", &id).with_detail("field", format!("items[{i}].product_id")))
+            }
+            Err(other) => return Err(lookup_error(other)),
+        }
+    }
+    let (lines, total) = price_order(&request, &products)?;
+    let now = chrono::Utc::now();
+    let order = Order {
+        id: uuid::Uuid::now_v7().to_string(),
+        buyer_id: buyer.user_id.clone(),
+        lines,
+        total,
+        status: OrderStatus::PendingPayment,
+        created_at: now,
+        updated_at: now,
+    };
+    let body = serde_json::to_string(&order).map_err(ApiError::internal)?;
+    let record = IdempotencyRecord { fingerprint: fingerprint.clone(), order_id: order.id.clone(), status: 201, body };
+
+    match service.store.place(&order, key.as_deref().map(|k| (k, &record))).await {
+        Ok(()) => {}
+        Err(PlaceError::InsufficientStock(product_id)) => {
+            return Err(ApiError::new(ErrorCode::Conflict, "not enough stock left")
+                .with_detail("product_id", product_id)
+                .with_detail("reason", "insufficient_stock"))
+        }
+        // The same key won a race with this request: answer as the winner did.
+        Err(PlaceError::KeyTaken) => {
+            let key = key.as_deref().unwrap_or_default();
+            let winner = service.store.idempotency(&buyer.user_id, key).await.map_err(ApiError::unavailable)?;
+            return match winner {
+                Some(record) => replay(&record, &fingerprint),
+                None => Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    "a concurrent request with this Idempotency-Key failed; retry",
+                )),
+            };
+        }
+        Err(PlaceError::Unavailable(cause)) => return Err(ApiError::unavailable(cause)),
+    }
+
+    let event = Envelope::new(
+        SOURCE,
+        OrderCreated {
+            order_id: order.id.clone(),
+            buyer_id: order.buyer_id.clone(),
+            lines: order.lines.clone(),
+            total: order.total.clone(),
+        },
+    );
+    if let Err(err) = service.publisher.publish(&event.into_untyped()).await {
+        // No order that the rest of the system was not told about: undo it, stock included.
+        if let Err(undo) = service.store.unplace(&order, key.as_deref()).await {
+            tracing::error!(order_id = %order.id, error = %undo, "could not undo an order whose event was not published");
+        }
+        return Err(ApiError::unavailable(err));
+    }
+    tracing::info!(order_id = %order.id, total = order.total.amount, "order placed");
+    let location = format!("/api/v1/orders/{}", order.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(order)).into_response())
+}
+
+async fn get_order<S: OrderStore, P: EventPublisher>(
+    State(service): Service<S, P>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Order>, ApiError> {
+    let me = caller.identity()?;
+    let order = service.store.get(&id).await.map_err(ApiError::unavailable)?;
+    // Someone else's order is "not found", not "forbidden": its existence is nobody else's business.
+    let visible = |o: &Order| {
+        o.buyer_id == me.user_id
+            || me.has_role(Role::Admin)
+            || me.seller_id.as_ref().is_some_and(|s| o.lines.iter().any(|l| &l.seller_id == s))
+    };
+    order.filter(visible).map(Json).ok_or_else(|| ApiError::not_found("order", &id))
+}

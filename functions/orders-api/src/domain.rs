@@ -1,0 +1,166 @@
+//! Orders and the rules for placing them.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use shared::error::ApiError;
+use shared::events::OrderLine;
+use shared::services::ProductView;
+use shared::Money;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: String,
+    pub buyer_id: String,
+    pub lines: Vec<OrderLine>,
+    pub total: Money,
+    pub status: OrderStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Placed, stock reserved, waiting for payment.
+    PendingPayment,
+}
+
+/// `POST /api/v1/orders`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrder {
+    pub items: Vec<OrderItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderItem {
+    pub product_id: String,
+    pub quantity: i64,
+    /// The price the buyer saw; if given and the product now costs something else, the order is
+    /// refused rather than charged differently.
+    #[serde(default)]
+    pub expected_unit_price: Option<Money>,
+}
+
+pub const MAX_ITEMS: usize = 25;
+pub const MAX_QUANTITY: i64 = 100;
+
+impl PlaceOrder {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if self.items.is_empty() || self.items.len() > MAX_ITEMS {
+            return Err(ApiError::invalid_field("items", "an order has 1 to 25 items"));
+        }
+        let mut seen = HashSet::new();
+        for (i, item) in self.items.iter().enumerate() {
+            if item.product_id.trim().is_empty() {
+                return Err(ApiError::invalid_field(format!("items[{i}].product_id"), "must not be empty"));
+            }
+            if !(1..=MAX_QUANTITY).contains(&item.quantity) {
+                return Err(ApiError::invalid_field(format!("items[{i}].quantity"), "must be between 1 and 100"));
+            }
+            if !seen.insert(&item.product_id) {
+                return Err(ApiError::invalid_field(
+                    format!("items[{i}].product_id"),
+                    "appears twice; raise its quantity instead",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A digest of the request, to tell a replay (same key, same body) from a misuse of a key.
+    pub fn fingerprint(&self) -> String {
+        let canonical = serde_json::to_vec(self).expect("orders serialize");
+        Sha256::digest(&canonical).iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Prices the order from the products as the products service shows them now.
+pub fn price_order(request: &PlaceOrder, products: &[ProductView]) -> Result<(Vec<OrderLine>, Money), ApiError> {
+    let mut lines = Vec::new();
+    for (i, (item, product)) in request.items.iter().zip(products).enumerate() {
+        if let Some(expected) = &item.expected_unit_price {
+            if expected != &product.price {
+                return Err(ApiError::new(
+                    shared::ErrorCode::Conflict,
+                    format!("the price of {} has changed", product.name),
+                )
+                .with_detail("field", format!("items[{i}].expected_unit_price"))
+                .with_detail("current_price", serde_json::to_value(&product.price).unwrap_or_default()));
+            }
+        }
+        lines.push(OrderLine {
+            product_id: product.id.clone(),
+            seller_id: product.seller_id.clone(),
+            name: product.name.clone(),
+            unit_price: product.price.clone(),
+            quantity: item.quantity,
+        });
+    }
+    let currency = lines[0].unit_price.currency.clone();
+    if lines.iter().any(|l| l.unit_price.currency != currency) {
+        return Err(ApiError::invalid_field("items", "all items of one order must be priced in the same currency"));
+    }
+    let amount = lines
+        .iter()
+        .try_fold(0i64, |sum, l| l.unit_price.amount.checked_mul(l.quantity).and_then(|x| sum.checked_add(x)));
+    let amount = amount.ok_or_else(|| ApiError::invalid_field("items", "the total is too large"))?;
+    Ok((lines, Money { amount, currency }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::services::StockView;
+
+    fn product(id: &str, amount: i64, currency: &str) -> ProductView {
+        ProductView {
+            id: id.into(),
+            seller_id: "s".into(),
+            name: format!("product {id}"),
+            price: Money { amount, currency: currency.into() },
+            stock: StockView { available: 10, reserved: 0 },
+            status: "active".into(),
+            version: 1,
+        }
+    }
+
+    fn item(id: &str, quantity: i64) -> OrderItem {
+        OrderItem { product_id: id.into(), quantity, expected_unit_price: None }
+    }
+
+    #[test]
+    fn validation_names_the_item() {
+        assert_eq!(PlaceOrder { items: vec![] }.validate().unwrap_err().details["field"], "items");
+        let zero = PlaceOrder { items: vec![item("a", 1), item("b", 0)] };
+        assert_eq!(zero.validate().unwrap_err().details["field"], "items[1].quantity");
+        let twice = PlaceOrder { items: vec![item("a", 1), item("a", 2)] };
+        assert_eq!(twice.validate().unwrap_err().details["field"], "items[1].product_id");
+    }
+
+    #[test]
+    fn totals_and_price_checks() {
+        let order = PlaceOrder { items: vec![item("a", 2), item("b", 3)] };
+        let (lines, total) = price_order(&order, &[product("a", 100, "JPY"), product("b", 50, "JPY")]).unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(total, Money { amount: 350, currency: "JPY".into() });
+        let mixed = price_order(&order, &[product("a", 100, "JPY"), product("b", 50, "USD")]);
+        assert!(mixed.is_err());
+        let mut stale = order.clone();
+        stale.items[0].expected_unit_price = Some(Money { amount: 90, currency: "JPY".into() });
+        let err = price_order(&stale, &[product("a", 100, "JPY"), product("b", 50, "JPY")]).unwrap_err();
+        assert_eq!(err.code, shared::ErrorCode::Conflict);
+    }
+
+    #[test]
+    fn fingerprints_tell_bodies_apart() {
+        let a = PlaceOrder { items: vec![item("a", 1)] };
+        let b = PlaceOrder { items: vec![item("a", 2)] };
+        assert_eq!(a.fingerprint(), a.clone().fingerprint());
+        assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+}

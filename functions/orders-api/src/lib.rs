@@ -1,0 +1,11 @@
+//! The orders service (seed 004 §3): a buyer's order is checked against the products service
+//! (existence, price) through a resilient client, and its stock is reserved in the same DynamoDB
+//! transaction that stores the order, so an order exists exactly when its stock is held.
+//!
+//! `domain` holds the order and its rules; `store` the transaction; `api` the routes.
+
+pub mod api;
+pub mod domain;
+pub mod store;
+
+pub use api::{router, OrdersService};

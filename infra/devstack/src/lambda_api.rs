@@ -1,0 +1,116 @@
+//! The Lambda `Invoke` API for the functions' own SDK clients (`AWS_ENDPOINT_URL_LAMBDA`), so a
+//! function can call another synchronously the way it would on AWS. It also offers tests one
+//! fault to inject: `POST /_devstack/functions/{name}/outage {"seconds": N}` makes the Lambda
+//! service answer `503 ServiceException` for that function until the time is up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::runtime::{FunctionPool, InvokeError};
+
+pub struct LambdaApi {
+    /// By function name, ARN and logical id.
+    functions: HashMap<String, Arc<FunctionPool>>,
+    outages: Mutex<HashMap<String, Instant>>,
+}
+
+impl LambdaApi {
+    pub fn new(pools: impl IntoIterator<Item = (String, Arc<FunctionPool>)>) -> LambdaApi {
+        let mut functions = HashMap::new();
+        for (logical_id, pool) in pools {
+            functions.insert(pool.spec.name.clone(), pool.clone());
+            functions.insert(pool.spec.arn.clone(), pool.clone());
+            functions.insert(logical_id, pool);
+        }
+        LambdaApi { functions, outages: Mutex::default() }
+    }
+
+    fn in_outage(&self, name: &str) -> bool {
+        let mut outages = self.outages.lock().unwrap();
+        match outages.get(name) {
+            Some(until) if Instant::now() < *until => true,
+            Some(_) => {
+                outages.remove(name);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+pub fn router(api: Arc<LambdaApi>) -> Router {
+    Router::new()
+        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route("/_devstack/functions/{name}/outage", post(outage))
+        .with_state(api)
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let mut response = (status, Json(json!({"Type": "User", "message": message}))).into_response();
+    response
+        .headers_mut()
+        .insert("x-amzn-errortype", HeaderValue::from_str(kind).unwrap_or(HeaderValue::from_static("Unknown")));
+    response
+}
+
+async fn invoke(
+    State(api): State<Arc<LambdaApi>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    payload: Bytes,
+) -> Response {
+    let Some(pool) = api.functions.get(&name).cloned() else {
+        return error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {name}"));
+    };
+    if api.in_outage(&pool.spec.name) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "ServiceException", "injected outage (devstack)");
+    }
+    if headers.get("x-amz-invocation-type").and_then(|v| v.to_str().ok()) == Some("Event") {
+        tokio::spawn(async move {
+            if let Err(err) = pool.invoke(payload).await {
+                eprintln!("[devstack] asynchronous invocation of {} failed: {err}", pool.spec.binary);
+            }
+        });
+        return StatusCode::ACCEPTED.into_response();
+    }
+    let function_error = |kind: &str, message: String| {
+        let mut response = (StatusCode::OK, Json(json!({"errorType": kind, "errorMessage": message}))).into_response();
+        response.headers_mut().insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
+        response
+    };
+    match pool.invoke(payload).await {
+        Ok(invoked) => {
+            let mut response = (StatusCode::OK, invoked.body).into_response();
+            response.headers_mut().insert("x-amz-executed-version", HeaderValue::from_static("$LATEST"));
+            response
+        }
+        Err(InvokeError::Function { error_type, message }) => function_error(&error_type, message),
+        Err(InvokeError::Timeout(t)) => {
+            function_error("Sandbox.Timedout", format!("Task timed out after {:.2} seconds", t.as_secs_f64()))
+        }
+        Err(err) => function_error("Runtime.ExitError", err.to_string()),
+    }
+}
+
+async fn outage(State(api): State<Arc<LambdaApi>>, Path(name): Path<String>, Json(body): Json<Value>) -> Response {
+    let Some(pool) = api.functions.get(&name) else {
+        return error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {name}"));
+    };
+    let seconds = body.get("seconds").and_then(Value::as_f64).unwrap_or(0.0).max(0.0);
+    let mut outages = api.outages.lock().unwrap();
+    if seconds == 0.0 {
+        outages.remove(&pool.spec.name);
+    } else {
+        outages.insert(pool.spec.name.clone(), Instant::now() + Duration::from_secs_f64(seconds));
+    }
+    StatusCode::NO_CONTENT.into_response()
+}

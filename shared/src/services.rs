@@ -1,0 +1,146 @@
+//! Clients of other services for synchronous calls (seed 004 §3): a Lambda `Invoke` of the other
+//! service's function with an API Gateway request, behind [`crate::resilience::Resilient`]
+//! (timeout, retries with backoff and jitter, circuit breaker).
+//!
+//! Invoking the function rather than going through the public API keeps the call inside AWS (no
+//! authorizer, no usage plan, IAM-authorised) and avoids a template cycle between the API and its
+//! functions.
+
+use std::time::Duration;
+
+use aws_sdk_lambda::primitives::Blob;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::config::{required_env, MissingEnv};
+use crate::error::{ApiError, ErrorCode};
+use crate::money::Money;
+use crate::resilience::{CallError, CircuitBreaker, Resilient, RetryPolicy};
+
+/// A product as the products service shows it, in the fields other services use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductView {
+    pub id: String,
+    pub seller_id: String,
+    pub name: String,
+    pub price: Money,
+    pub stock: StockView,
+    pub status: String,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockView {
+    pub available: i64,
+    pub reserved: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("product {0} not found")]
+    NotFound(String),
+    /// The service failed or answered something unusable; worth retrying.
+    #[error("products service: {0}")]
+    Unavailable(String),
+}
+
+impl LookupError {
+    pub fn retryable(&self) -> bool {
+        matches!(self, LookupError::Unavailable(_))
+    }
+}
+
+/// The caller's view of a failed lookup, in the project's error model: an open breaker or an
+/// unreachable service is `503`, a slow one `504`, an unknown product `404`.
+pub fn lookup_error(err: CallError<LookupError>) -> ApiError {
+    match err {
+        CallError::CircuitOpen(name) => {
+            ApiError::new(ErrorCode::ServiceUnavailable, "the products service is unavailable, retry later")
+                .with_detail("dependency", name)
+                .with_detail("reason", "circuit_open")
+        }
+        CallError::Timeout(t) => ApiError::new(ErrorCode::Timeout, "the products service did not answer in time")
+            .with_detail("timeout_ms", t.as_millis() as u64),
+        CallError::Failed(LookupError::NotFound(id)) => ApiError::not_found("product", &id),
+        CallError::Failed(LookupError::Unavailable(cause)) => ApiError::unavailable(cause),
+    }
+}
+
+pub struct ProductsClient {
+    lambda: aws_sdk_lambda::Client,
+    function: String,
+    pub resilient: Resilient,
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+impl ProductsClient {
+    /// `PRODUCTS_FUNCTION` names the function; `SERVICE_TIMEOUT_MS` (2000),
+    /// `CIRCUIT_FAILURE_THRESHOLD` (5) and `CIRCUIT_RESET_SECONDS` (30) tune the resilience.
+    pub fn from_env(config: &aws_config::SdkConfig) -> Result<ProductsClient, MissingEnv> {
+        Ok(ProductsClient {
+            lambda: aws_sdk_lambda::Client::new(config),
+            function: required_env("PRODUCTS_FUNCTION")?,
+            resilient: Resilient {
+                timeout: Duration::from_millis(env_number("SERVICE_TIMEOUT_MS", 2000)),
+                retry: RetryPolicy::default(),
+                breaker: CircuitBreaker::new(
+                    "products",
+                    env_number("CIRCUIT_FAILURE_THRESHOLD", 5) as u32,
+                    Duration::from_secs(env_number("CIRCUIT_RESET_SECONDS", 30)),
+                ),
+            },
+        })
+    }
+
+    pub async fn product(&self, id: &str) -> Result<ProductView, CallError<LookupError>> {
+        self.resilient.call(|| self.fetch(id), LookupError::retryable).await
+    }
+
+    async fn fetch(&self, id: &str) -> Result<ProductView, LookupError> {
+        let path = format!("/api/v1/products/{id}");
+        let correlation = crate::http::current_correlation_id().unwrap_or_default();
+        let request = json!({
+            "resource": "/api/v1/products/{id}",
+            "path": path,
+            "httpMethod": "GET",
+            "headers": {"x-correlation-id": correlation},
+            "multiValueHeaders": {"x-correlation-id": [correlation]},
+            "pathParameters": {"id": id},
+            "requestContext": {
+                "requestId": uuid::Uuid::new_v4().to_string(),
+                "stage": "internal",
+                "httpMethod": "GET",
+                "resourcePath": "/api/v1/products/{id}",
+                "path": path,
+                "identity": {"sourceIp": "127.0.0.1"},
+            },
+            "body": null,
+            "isBase64Encoded": false,
+        });
+        let output = self
+            .lambda
+            .invoke()
+            .function_name(&self.function)
+            .payload(Blob::new(request.to_string()))
+            .send()
+            .await
+            .map_err(|e| LookupError::Unavailable(aws_sdk_lambda::error::DisplayErrorContext(e).to_string()))?;
+        if let Some(kind) = output.function_error() {
+            return Err(LookupError::Unavailable(format!("function error {kind}")));
+        }
+        let response: Value = output
+            .payload()
+            .and_then(|p| serde_json::from_slice(p.as_ref()).ok())
+            .ok_or_else(|| LookupError::Unavailable("unreadable response".into()))?;
+        let status = response["statusCode"].as_u64().unwrap_or(0);
+        let body = response["body"].as_str().unwrap_or_default();
+        match status {
+            200 => serde_json::from_str(body).map_err(|e| LookupError::Unavailable(format!("unreadable product: {e}"))),
+            404 => Err(LookupError::NotFound(id.to_string())),
+            other => Err(LookupError::Unavailable(format!("status {other}"))),
+        }
+    }
+}

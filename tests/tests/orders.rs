@@ -1,0 +1,148 @@
+//! Placing orders over HTTP through devstack: products checked through the products service,
+//! stock reserved in one transaction (all lines or none, never below zero), idempotency keys.
+
+use integration_tests::{Local, TestUser};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn listed(local: &Local, seller: &TestUser, name: &str, price: i64, stock: i64) -> String {
+    let body = json!({"name": name, "category": "kitchen", "price": {"amount": price, "currency": "JPY"}, "stock_quantity": stock});
+    let (status, created) =
+        local.call_as(Some(&seller.access_token), Method::POST, "/api/v1/products", Some(&body.to_string())).await;
+    assert_eq!(status, 201, "{created}");
+    created["id"].as_str().unwrap().to_string()
+}
+
+async fn stock(local: &Local, product_id: &str) -> (i64, i64) {
+    let (_, p) = local.call(Method::GET, &format!("/api/v1/products/{product_id}"), None).await;
+    (p["stock"]["available"].as_i64().unwrap(), p["stock"]["reserved"].as_i64().unwrap())
+}
+
+async fn order(local: &Local, buyer: &TestUser, items: Value, key: Option<&str>) -> (u16, Value) {
+    let mut request = local
+        .http
+        .post(local.url("/api/v1/orders"))
+        .bearer_auth(&buyer.access_token)
+        .header("content-type", "application/json")
+        .body(json!({"items": items}).to_string());
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn an_order_reserves_the_stock_of_every_line_or_of_none() {
+    let local = Local::connect().await;
+    let seller = local.signed_up("seller").await;
+    let buyer = local.signed_up("buyer").await;
+    let cup = listed(&local, &seller, "Cup", 1200, 5).await;
+    let pot = listed(&local, &seller, "Pot", 5000, 1).await;
+
+    let (status, placed) =
+        order(&local, &buyer, json!([{"product_id": cup, "quantity": 2}, {"product_id": pot, "quantity": 1}]), None)
+            .await;
+    assert_eq!(status, 201, "{placed}");
+    assert_eq!(placed["total"], json!({"amount": 7400, "currency": "JPY"}));
+    assert_eq!(placed["status"], "pending_payment");
+    assert_eq!(stock(&local, &cup).await, (3, 2));
+    assert_eq!(stock(&local, &pot).await, (0, 1));
+
+    // The pot is gone: an order for cups and a pot fails whole, and no cup is reserved.
+    let (status, err) =
+        order(&local, &buyer, json!([{"product_id": cup, "quantity": 1}, {"product_id": pot, "quantity": 1}]), None)
+            .await;
+    assert_eq!((status, err["details"]["product_id"].as_str()), (409, Some(pot.as_str())), "{err}");
+    assert_eq!(stock(&local, &cup).await, (3, 2));
+
+    // The buyer and the seller see the order; another buyer does not.
+    let path = format!("/api/v1/orders/{}", placed["id"].as_str().unwrap());
+    assert_eq!(local.call_as(Some(&buyer.access_token), Method::GET, &path, None).await.0, 200);
+    assert_eq!(local.call_as(Some(&seller.access_token), Method::GET, &path, None).await.0, 200);
+    let stranger = local.signed_up("buyer").await;
+    assert_eq!(local.call_as(Some(&stranger.access_token), Method::GET, &path, None).await.0, 404);
+
+    // Bad input and unknown products.
+    let (status, err) = order(&local, &buyer, json!([{"product_id": cup, "quantity": 0}]), None).await;
+    assert_eq!((status, err["details"]["field"].as_str()), (400, Some("items[0].quantity")));
+    let (status, err) = order(&local, &buyer, json!([{"product_id": "no-such-product", "quantity": 1}]), None).await;
+    assert_eq!((status, err["code"].as_str()), (404, Some("NOT_FOUND")));
+    let (status, _) = local
+        .call_as(
+            Some(&seller.access_token),
+            Method::POST,
+            "/api/v1/orders",
+            Some(&json!({"items": [{"product_id": cup, "quantity": 1}]}).to_string()),
+        )
+        .await;
+    assert_eq!(status, 403, "sellers do not buy");
+}
+
+#[tokio::test]
+async fn twenty_concurrent_orders_for_the_last_five_units() {
+    let local = Local::connect().await;
+    let seller = local.signed_up("seller").await;
+    let product = listed(&local, &seller, "Limited edition bowl", 30000, 5).await;
+    let mut buyers = Vec::new();
+    for _ in 0..4 {
+        buyers.push(local.signed_up("buyer").await);
+    }
+    let local = std::sync::Arc::new(local);
+    let mut handles = Vec::new();
+    for i in 0..20 {
+        let (local, buyer, product) = (local.clone(), buyers[i % buyers.len()].clone(), product.clone());
+        handles.push(tokio::spawn(async move {
+            order(&local, &buyer, json!([{"product_id": product, "quantity": 1}]), None).await
+        }));
+    }
+    let mut statuses = Vec::new();
+    for h in handles {
+        let (status, body) = h.await.unwrap();
+        assert!(status == 201 || status == 409, "unexpected {status}: {body}");
+        statuses.push(status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 15);
+    assert_eq!(stock(&local, &product).await, (0, 5), "never below zero, every unit accounted for");
+}
+
+#[tokio::test]
+async fn an_order_replayed_with_the_same_idempotency_key_is_placed_once() {
+    let local = Local::connect().await;
+    let seller = local.signed_up("seller").await;
+    let buyer = local.signed_up("buyer").await;
+    let product = listed(&local, &seller, "Chopsticks", 800, 10).await;
+    let key = format!("checkout-{}", uuid::Uuid::new_v4());
+    let items = json!([{"product_id": product, "quantity": 3}]);
+
+    let (first_status, first) = order(&local, &buyer, items.clone(), Some(&key)).await;
+    let (second_status, second) = order(&local, &buyer, items.clone(), Some(&key)).await;
+    assert_eq!((first_status, second_status), (201, 201));
+    assert_eq!(first["id"], second["id"], "the replay answers with the first order");
+    assert_eq!(stock(&local, &product).await, (7, 3), "reserved once");
+
+    let (status, err) = order(&local, &buyer, json!([{"product_id": product, "quantity": 1}]), Some(&key)).await;
+    assert_eq!((status, err["details"]["field"].as_str()), (409, Some("Idempotency-Key")));
+    // Concurrent replays of a fresh key: still one order.
+    let key = format!("checkout-{}", uuid::Uuid::new_v4());
+    let local = std::sync::Arc::new(local);
+    let handles: Vec<_> = (0..5)
+        .map(|_| {
+            let (local, buyer, items, key) = (local.clone(), buyer.clone(), items.clone(), key.clone());
+            tokio::spawn(async move { order(&local, &buyer, items, Some(&key)).await })
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for h in handles {
+        let (status, body) = h.await.unwrap();
+        if status == 201 {
+            ids.insert(body["id"].as_str().unwrap().to_string());
+        } else {
+            assert_eq!(status, 409, "{body}");
+        }
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(stock(&local, &product).await, (4, 6));
+}
