@@ -80,8 +80,13 @@ impl ProductsClient {
     /// `PRODUCTS_FUNCTION` names the function; `SERVICE_TIMEOUT_MS` (2000),
     /// `CIRCUIT_FAILURE_THRESHOLD` (5) and `CIRCUIT_RESET_SECONDS` (30) tune the resilience.
     pub fn from_env(config: &aws_config::SdkConfig) -> Result<ProductsClient, MissingEnv> {
+        // Retries are the resilience layer's job (with the breaker counting them); the SDK's own
+        // retries would multiply them and hide failures from the breaker.
+        let lambda_config = aws_sdk_lambda::config::Builder::from(config)
+            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+            .build();
         Ok(ProductsClient {
-            lambda: aws_sdk_lambda::Client::new(config),
+            lambda: aws_sdk_lambda::Client::from_conf(lambda_config),
             function: required_env("PRODUCTS_FUNCTION")?,
             resilient: Resilient {
                 timeout: Duration::from_millis(env_number("SERVICE_TIMEOUT_MS", 2000)),
