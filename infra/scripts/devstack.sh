@@ -17,7 +17,9 @@ case "${1:-start}" in
     rm -f "$STATE_DIR/ready"
     echo "==> devstack: starting on $API_ADDR (log: .devstack/devstack.log)"
     cd "$ROOT"
-    nohup "$bin_dir/devstack" up --listen "$API_ADDR" --bin-dir "$bin_dir" >"$log" 2>&1 &
+    # DEVSTACK_ARGS: extra `devstack up` options, e.g. `--parameter NAME=VALUE`.
+    # shellcheck disable=SC2086
+    nohup "$bin_dir/devstack" up --listen "$API_ADDR" --bin-dir "$bin_dir" ${DEVSTACK_ARGS:-} >"$log" 2>&1 &
     echo $! > "$pidfile"
     alive() { kill -0 "$(cat "$pidfile")" 2>/dev/null; }
     ready() { [[ -f "$STATE_DIR/ready" ]] || { alive || return 2; false; }; }

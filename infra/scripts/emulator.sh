@@ -14,7 +14,8 @@ case "${1:-start}" in
     fi
     "$(dirname "$0")/venv.sh"
     echo "==> AWS emulator: starting moto on $EMULATOR_HOST:$EMULATOR_PORT (log: .devstack/emulator.log)"
-    nohup "$VENV/bin/moto_server" -H "$EMULATOR_HOST" -p "$EMULATOR_PORT" >"$log" 2>&1 &
+    # moto with DynamoDB writes serialised as on AWS (see emulator.py).
+    nohup "$VENV/bin/python" "$ROOT/infra/scripts/emulator.py" "$EMULATOR_HOST" "$EMULATOR_PORT" >"$log" 2>&1 &
     echo $! > "$pidfile"
     if ! wait_for 30 "the AWS emulator" port_open "$EMULATOR_HOST" "$EMULATOR_PORT"; then
       tail -20 "$log" >&2; exit 1

@@ -190,6 +190,37 @@ impl DomainEvent for OrderCreated {
     const TYPE: &'static str = "order.created";
 }
 
+/// An order moved on in its life (paid, shipped, delivered, cancelled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderStatusChange {
+    pub order_id: String,
+    pub buyer_id: String,
+    pub seller_id: String,
+    pub total: Money,
+}
+
+macro_rules! order_status_events {
+    ($($name:ident => $type:literal),* $(,)?) => {
+        $(
+            #[doc = concat!("`", $type, "`: an order status change.")]
+            #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+            #[serde(transparent)]
+            pub struct $name(pub OrderStatusChange);
+
+            impl DomainEvent for $name {
+                const TYPE: &'static str = $type;
+            }
+        )*
+    };
+}
+
+order_status_events! {
+    OrderPaid => "order.paid",
+    OrderShipped => "order.shipped",
+    OrderDelivered => "order.delivered",
+    OrderCancelled => "order.cancelled",
+}
+
 /// A user confirmed their sign-up (seed 003 §4.5: the profile is initialised from this).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserCreated {
@@ -452,6 +483,16 @@ mod tests {
             }],
             total: Money { amount: 10, currency: "JPY".into() },
         });
+        let change = OrderStatusChange {
+            order_id: "o".into(),
+            buyer_id: "b".into(),
+            seller_id: "s".into(),
+            total: Money { amount: 10, currency: "JPY".into() },
+        };
+        check(OrderPaid(change.clone()));
+        check(OrderShipped(change.clone()));
+        check(OrderDelivered(change.clone()));
+        check(OrderCancelled(change));
         check(ProductOutOfStock { product_id: "p".into(), seller_id: "s".into(), version: 2 });
         check(ProductDeleted { product_id: "p".into(), seller_id: "s".into(), version: 3 });
         check(UserLogin { user_id: "u".into(), email: "u@example.com".into(), source_ip: None });

@@ -146,3 +146,55 @@ async fn an_order_replayed_with_the_same_idempotency_key_is_placed_once() {
     assert_eq!(ids.len(), 1, "{ids:?}");
     assert_eq!(stock(&local, &product).await, (4, 6));
 }
+
+async fn act(local: &Local, who: &TestUser, order_id: &str, action: &str) -> (u16, Value) {
+    local.call_as(Some(&who.access_token), Method::POST, &format!("/api/v1/orders/{order_id}/{action}"), None).await
+}
+
+#[tokio::test]
+async fn pay_ship_deliver_and_cancel() {
+    let local = Local::connect().await;
+    let seller = local.signed_up("seller").await;
+    let buyer = local.signed_up("buyer").await;
+    let product = listed(&local, &seller, "Kettle", 4000, 5).await;
+
+    let (_, placed) = order(&local, &buyer, json!([{"product_id": product, "quantity": 2}]), None).await;
+    let id = placed["id"].as_str().unwrap().to_string();
+    assert_eq!(act(&local, &seller, &id, "pay").await.0, 403, "the seller does not pay");
+    assert_eq!(act(&local, &buyer, &id, "ship").await.0, 403, "the buyer does not ship");
+    let (status, err) = act(&local, &seller, &id, "deliver").await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("CONFLICT")), "not paid yet");
+
+    let (status, paid) = act(&local, &buyer, &id, "pay").await;
+    assert_eq!((status, paid["status"].as_str()), (200, Some("paid")));
+    assert_eq!(stock(&local, &product).await, (3, 0), "paid units leave the shelf");
+    assert_eq!(act(&local, &buyer, &id, "pay").await.0, 409, "paying twice changes nothing");
+    assert_eq!(act(&local, &buyer, &id, "cancel").await.0, 409, "a paid order is returned, not cancelled");
+    assert_eq!(act(&local, &seller, &id, "ship").await.1["status"], "shipped");
+    assert_eq!(act(&local, &seller, &id, "deliver").await.1["status"], "delivered");
+    let (_, seen) = local.call_as(Some(&buyer.access_token), Method::GET, &format!("/api/v1/orders/{id}"), None).await;
+    assert_eq!(seen["status"], "delivered");
+
+    // Cancelling an unpaid order releases its stock.
+    let (_, second) = order(&local, &buyer, json!([{"product_id": product, "quantity": 3}]), None).await;
+    assert_eq!(stock(&local, &product).await, (0, 3));
+    let stranger = local.signed_up("buyer").await;
+    assert_eq!(act(&local, &stranger, second["id"].as_str().unwrap(), "cancel").await.0, 404);
+    let (status, cancelled) = act(&local, &buyer, second["id"].as_str().unwrap(), "cancel").await;
+    assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")));
+    assert_eq!(stock(&local, &product).await, (3, 0));
+    assert_eq!(act(&local, &buyer, &id, "refund-me").await.0, 404);
+}
+
+#[tokio::test]
+async fn an_order_has_one_seller() {
+    let local = Local::connect().await;
+    let (a, b) = (local.signed_up("seller").await, local.signed_up("seller").await);
+    let buyer = local.signed_up("buyer").await;
+    let (pa, pb) = (listed(&local, &a, "A", 100, 1).await, listed(&local, &b, "B", 100, 1).await);
+    let (status, err) =
+        order(&local, &buyer, json!([{"product_id": pa, "quantity": 1}, {"product_id": pb, "quantity": 1}]), None)
+            .await;
+    assert_eq!((status, err["details"]["field"].as_str()), (400, Some("items")));
+    assert_eq!(stock(&local, &pa).await, (1, 0));
+}

@@ -7,15 +7,18 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use shared::auth::Identity;
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
-use shared::events::{Envelope, EventPublisher, OrderCreated};
+use shared::events::{
+    Envelope, EventPublisher, OrderCancelled, OrderCreated, OrderDelivered, OrderPaid, OrderShipped, OrderStatusChange,
+};
 use shared::http::{request_ids, route_not_found, JsonBody};
 use shared::resilience::CallError;
 use shared::services::{lookup_error, LookupError, ProductsClient};
 
-use crate::domain::{price_order, Order, OrderStatus, PlaceOrder};
-use crate::store::{IdempotencyRecord, OrderStore, PlaceError};
+use crate::domain::{price_order, Action, Order, OrderStatus, PlaceOrder};
+use crate::store::{IdempotencyRecord, OrderStore, PlaceError, TransitionError};
 
 pub const SOURCE: &str = "orders-api";
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -32,6 +35,7 @@ pub fn router<S: OrderStore + 'static, P: EventPublisher + 'static>(service: Ord
     Router::new()
         .route("/api/v1/orders", post(place_order::<S, P>))
         .route("/api/v1/orders/{id}", get(get_order::<S, P>))
+        .route("/api/v1/orders/{id}/{action}", post(change_order::<S, P>))
         .fallback(route_not_found)
         .method_not_allowed_fallback(route_not_found)
         .with_state(Arc::new(service))
@@ -94,6 +98,7 @@ async fn place_order<S: OrderStore, P: EventPublisher>(
     let order = Order {
         id: uuid::Uuid::now_v7().to_string(),
         buyer_id: buyer.user_id.clone(),
+        seller_id: lines[0].seller_id.clone(),
         lines,
         total,
         status: OrderStatus::PendingPayment,
@@ -153,11 +158,84 @@ async fn get_order<S: OrderStore, P: EventPublisher>(
 ) -> Result<Json<Order>, ApiError> {
     let me = caller.identity()?;
     let order = service.store.get(&id).await.map_err(ApiError::unavailable)?;
-    // Someone else's order is "not found", not "forbidden": its existence is nobody else's business.
-    let visible = |o: &Order| {
-        o.buyer_id == me.user_id
-            || me.has_role(Role::Admin)
-            || me.seller_id.as_ref().is_some_and(|s| o.lines.iter().any(|l| &l.seller_id == s))
+    order.filter(|o| visible_to(me, o)).map(Json).ok_or_else(|| ApiError::not_found("order", &id))
+}
+
+/// The order's buyer, its seller and admins see it. To anyone else it is "not found", not
+/// "forbidden": its existence is nobody else's business.
+fn visible_to(me: &Identity, order: &Order) -> bool {
+    order.buyer_id == me.user_id
+        || me.has_role(Role::Admin)
+        || me.seller_id.as_deref() == Some(order.seller_id.as_str())
+}
+
+/// Who may take an action: the buyer pays and cancels (an admin may cancel too), the seller ships
+/// and delivers.
+fn may(identity: &Identity, order: &Order, action: Action) -> bool {
+    let is_buyer = order.buyer_id == identity.user_id;
+    let is_seller = identity.seller_id.as_deref() == Some(order.seller_id.as_str());
+    match action {
+        Action::Pay => is_buyer,
+        Action::Cancel => is_buyer || identity.has_role(Role::Admin),
+        Action::Ship | Action::Deliver => is_seller,
+    }
+}
+
+fn status_event(action: Action, order: &Order) -> shared::events::Envelope {
+    let change = OrderStatusChange {
+        order_id: order.id.clone(),
+        buyer_id: order.buyer_id.clone(),
+        seller_id: order.seller_id.clone(),
+        total: order.total.clone(),
     };
-    order.filter(visible).map(Json).ok_or_else(|| ApiError::not_found("order", &id))
+    match action {
+        Action::Pay => Envelope::new(SOURCE, OrderPaid(change)).into_untyped(),
+        Action::Ship => Envelope::new(SOURCE, OrderShipped(change)).into_untyped(),
+        Action::Deliver => Envelope::new(SOURCE, OrderDelivered(change)).into_untyped(),
+        Action::Cancel => Envelope::new(SOURCE, OrderCancelled(change)).into_untyped(),
+    }
+}
+
+/// `POST /api/v1/orders/{id}/pay|ship|deliver|cancel`. Payment is simulated: it always succeeds.
+async fn change_order<S: OrderStore, P: EventPublisher>(
+    State(service): Service<S, P>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Json<Order>, ApiError> {
+    let me = caller.identity()?.clone();
+    let Some(action) = Action::parse(&action) else {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no order action {action}; use pay, ship, deliver or cancel"),
+        ));
+    };
+    let order = service.store.get(&id).await.map_err(ApiError::unavailable)?;
+    let order = order.filter(|o| visible_to(&me, o)).ok_or_else(|| ApiError::not_found("order", &id))?;
+    if !may(&me, &order, action) {
+        return Err(ApiError::new(ErrorCode::Forbidden, format!("you may not {} this order", action.as_str())));
+    }
+    let Some(next) = action.next(order.status) else {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("an order that is {} cannot be {}", order.status.as_str(), action.as_str()),
+        )
+        .with_detail("status", order.status.as_str())
+        .with_detail("action", action.as_str()));
+    };
+    match service.store.transition(&order, order.status, next, action.stock_move(), false).await {
+        Ok(()) => {}
+        Err(TransitionError::Conflict) => {
+            return Err(ApiError::new(ErrorCode::Conflict, "the order changed meanwhile; read it again")
+                .with_detail("action", action.as_str()))
+        }
+        Err(TransitionError::Unavailable(cause)) => return Err(ApiError::unavailable(cause)),
+    }
+    if let Err(err) = service.publisher.publish(&status_event(action, &order)).await {
+        if let Err(undo) = service.store.transition(&order, next, order.status, action.stock_move(), true).await {
+            tracing::error!(order_id = %order.id, error = %undo, "could not undo a status change whose event was not published");
+        }
+        return Err(ApiError::unavailable(err));
+    }
+    tracing::info!(order_id = %order.id, from = order.status.as_str(), to = next.as_str(), "order status changed");
+    Ok(Json(Order { status: next, updated_at: chrono::Utc::now(), ..order }))
 }

@@ -14,6 +14,8 @@ use shared::Money;
 pub struct Order {
     pub id: String,
     pub buyer_id: String,
+    /// One seller per order: a checkout spanning sellers places one order each.
+    pub seller_id: String,
     pub lines: Vec<OrderLine>,
     pub total: Money,
     pub status: OrderStatus,
@@ -26,6 +28,94 @@ pub struct Order {
 pub enum OrderStatus {
     /// Placed, stock reserved, waiting for payment.
     PendingPayment,
+    /// Paid: the reserved stock is sold.
+    Paid,
+    Shipped,
+    Delivered,
+    /// Cancelled before payment: the reserved stock is available again.
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::PendingPayment => "pending_payment",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::Delivered => "delivered",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What happens to the stock of every line when an order changes status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockMove {
+    None,
+    /// Payment: reserved units leave the shelf.
+    Sell,
+    /// Cancellation: reserved units are available again.
+    Release,
+}
+
+impl StockMove {
+    /// (change of available, change of reserved) for `quantity` units.
+    pub fn deltas(self, quantity: i64) -> (i64, i64) {
+        match self {
+            StockMove::None => (0, 0),
+            StockMove::Sell => (0, -quantity),
+            StockMove::Release => (quantity, -quantity),
+        }
+    }
+}
+
+/// The status changes of an order after it is placed (seed 001 §5.1 order events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Pay,
+    Ship,
+    Deliver,
+    Cancel,
+}
+
+impl Action {
+    pub fn parse(name: &str) -> Option<Action> {
+        match name {
+            "pay" => Some(Action::Pay),
+            "ship" => Some(Action::Ship),
+            "deliver" => Some(Action::Deliver),
+            "cancel" => Some(Action::Cancel),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pay => "pay",
+            Action::Ship => "ship",
+            Action::Deliver => "deliver",
+            Action::Cancel => "cancel",
+        }
+    }
+
+    /// The status the action leads to from `from`, if it may be taken there.
+    pub fn next(self, from: OrderStatus) -> Option<OrderStatus> {
+        match (self, from) {
+            (Action::Pay, OrderStatus::PendingPayment) => Some(OrderStatus::Paid),
+            (Action::Ship, OrderStatus::Paid) => Some(OrderStatus::Shipped),
+            (Action::Deliver, OrderStatus::Shipped) => Some(OrderStatus::Delivered),
+            (Action::Cancel, OrderStatus::PendingPayment) => Some(OrderStatus::Cancelled),
+            _ => None,
+        }
+    }
+
+    pub fn stock_move(self) -> StockMove {
+        match self {
+            Action::Pay => StockMove::Sell,
+            Action::Cancel => StockMove::Release,
+            Action::Ship | Action::Deliver => StockMove::None,
+        }
+    }
 }
 
 /// `POST /api/v1/orders`.
@@ -101,6 +191,12 @@ pub fn price_order(request: &PlaceOrder, products: &[ProductView]) -> Result<(Ve
             quantity: item.quantity,
         });
     }
+    if lines.iter().any(|l| l.seller_id != lines[0].seller_id) {
+        return Err(ApiError::invalid_field(
+            "items",
+            "the items come from several sellers: place one order per seller",
+        ));
+    }
     let currency = lines[0].unit_price.currency.clone();
     if lines.iter().any(|l| l.unit_price.currency != currency) {
         return Err(ApiError::invalid_field("items", "all items of one order must be priced in the same currency"));
@@ -154,6 +250,22 @@ mod tests {
         stale.items[0].expected_unit_price = Some(Money { amount: 90, currency: "JPY".into() });
         let err = price_order(&stale, &[product("a", 100, "JPY"), product("b", 50, "JPY")]).unwrap_err();
         assert_eq!(err.code, shared::ErrorCode::Conflict);
+    }
+
+    #[test]
+    fn the_order_life_cycle() {
+        use OrderStatus::*;
+        assert_eq!(Action::Pay.next(PendingPayment), Some(Paid));
+        assert_eq!(Action::Ship.next(Paid), Some(Shipped));
+        assert_eq!(Action::Deliver.next(Shipped), Some(Delivered));
+        assert_eq!(Action::Cancel.next(PendingPayment), Some(Cancelled));
+        for (action, from) in
+            [(Action::Ship, PendingPayment), (Action::Cancel, Paid), (Action::Pay, Cancelled), (Action::Deliver, Paid)]
+        {
+            assert_eq!(action.next(from), None, "{action:?} from {from:?}");
+        }
+        assert_eq!(Action::Cancel.stock_move().deltas(2), (2, -2));
+        assert_eq!(Action::Pay.stock_move().deltas(2), (0, -2));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::future::Future;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Order;
+use crate::domain::{Order, OrderStatus, StockMove};
 
 /// The first answer to a request made with an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +18,15 @@ pub struct IdempotencyRecord {
     pub order_id: String,
     pub status: u16,
     pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    /// The order was not in the expected status (someone else moved it first).
+    #[error("the order changed meanwhile")]
+    Conflict,
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +48,15 @@ pub trait OrderStore: Send + Sync {
     /// Undoes [`OrderStore::place`]: removes the order and its key, releases its stock.
     fn unplace(&self, order: &Order, idempotency_key: Option<&str>) -> impl Future<Output = Result<(), String>> + Send;
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<Order>, String>> + Send;
+    /// Moves the order from `from` to `to` and applies `stock` to every line, in one transaction.
+    fn transition(
+        &self,
+        order: &Order,
+        from: OrderStatus,
+        to: OrderStatus,
+        stock: StockMove,
+        undo: bool,
+    ) -> impl Future<Output = Result<(), TransitionError>> + Send;
     fn idempotency(
         &self,
         buyer_id: &str,
@@ -58,9 +76,21 @@ impl DynamoOrderStore {
         DynamoOrderStore { client, orders, products }
     }
 
-    /// A stock move on one product: `sign` 1 reserves, -1 releases.
+    /// A stock change on one product. A reservation (`reserve`) is conditional on enough
+    /// available stock of an active product.
     fn stock_update(&self, product_id: &str, quantity: i64, reserve: bool) -> Result<TransactWriteItem, String> {
-        let (delta_available, delta_reserved) = if reserve { (-quantity, quantity) } else { (quantity, -quantity) };
+        let deltas = if reserve { (-quantity, quantity) } else { (quantity, -quantity) };
+        self.stock_change(product_id, deltas, reserve.then_some(quantity))
+    }
+
+    fn stock_change(
+        &self,
+        product_id: &str,
+        (delta_available, delta_reserved): (i64, i64),
+        require_available: Option<i64>,
+    ) -> Result<TransactWriteItem, String> {
+        let reserve = require_available.is_some();
+        let quantity = require_available.unwrap_or_default();
         let mut update = Update::builder()
             .table_name(&self.products)
             .key("id", AttributeValue::S(product_id.into()))
@@ -175,6 +205,42 @@ impl OrderStore for DynamoOrderStore {
             .await
             .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
         Ok(())
+    }
+
+    async fn transition(
+        &self,
+        order: &Order,
+        from: OrderStatus,
+        to: OrderStatus,
+        stock: StockMove,
+        undo: bool,
+    ) -> Result<(), TransitionError> {
+        let update = Update::builder()
+            .table_name(&self.orders)
+            .key("pk", order_key(&order.id))
+            .update_expression("SET #status = :to, updated_at = :now")
+            .condition_expression("#status = :from")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":to", AttributeValue::S(to.as_str().into()))
+            .expression_attribute_values(":from", AttributeValue::S(from.as_str().into()))
+            .expression_attribute_values(":now", AttributeValue::S(chrono::Utc::now().to_rfc3339()))
+            .build()
+            .map_err(|e| TransitionError::Unavailable(e.to_string()))?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        if stock != StockMove::None {
+            for line in &order.lines {
+                let (a, r) = stock.deltas(line.quantity);
+                let deltas = if undo { (-a, -r) } else { (a, r) };
+                items.push(self.stock_change(&line.product_id, deltas, None).map_err(TransitionError::Unavailable)?);
+            }
+        }
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => {
+                Err(TransitionError::Conflict)
+            }
+            Err(e) => Err(TransitionError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())),
+        }
     }
 
     async fn get(&self, id: &str) -> Result<Option<Order>, String> {
