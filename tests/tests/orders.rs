@@ -198,3 +198,65 @@ async fn an_order_has_one_seller() {
     assert_eq!((status, err["details"]["field"].as_str()), (400, Some("items")));
     assert_eq!(stock(&local, &pa).await, (1, 0));
 }
+
+#[tokio::test]
+async fn buyer_and_seller_are_notified_along_the_way() {
+    let local = Local::connect().await;
+    let seller = local.signed_up("seller").await;
+    let buyer = local.signed_up("buyer").await;
+    let product = listed(&local, &seller, "Notified mug", 700, 3).await;
+    let (_, placed) = order(&local, &buyer, json!([{"product_id": product, "quantity": 1}]), None).await;
+    let id = placed["id"].as_str().unwrap().to_string();
+    act(&local, &buyer, &id, "pay").await;
+    act(&local, &seller, &id, "ship").await;
+
+    let kinds = |items: &[Value]| {
+        items.iter().map(|n| n["kind"].as_str().unwrap().to_string()).collect::<std::collections::BTreeSet<_>>()
+    };
+    let buyer_items =
+        integration_tests::eventually(std::time::Duration::from_secs(20), "the buyer's notifications", || {
+            let (local, buyer, id) = (&local, &buyer, &id);
+            async move {
+                let items = unread(local, buyer, id).await;
+                (kinds(&items).len() == 3).then_some(items)
+            }
+        })
+        .await;
+    assert_eq!(
+        kinds(&buyer_items),
+        ["order.created", "order.paid", "order.shipped"].into_iter().map(String::from).collect()
+    );
+    let seller_items =
+        integration_tests::eventually(std::time::Duration::from_secs(20), "the seller's notifications", || {
+            let (local, seller, id) = (&local, &seller, &id);
+            async move {
+                let items = unread(local, seller, id).await;
+                (kinds(&items).len() == 2).then_some(items)
+            }
+        })
+        .await;
+    assert_eq!(
+        kinds(&seller_items),
+        ["order.created", "order.paid"].into_iter().map(String::from).collect(),
+        "the seller is not told of its own shipping"
+    );
+
+    // Marking one read takes it out of the unread list.
+    let first = buyer_items[0]["id"].as_str().unwrap();
+    let path = format!("/api/v1/notifications/{}/read", first.replace('#', "%23"));
+    assert_eq!(local.call_as(Some(&buyer.access_token), Method::POST, &path, None).await.0, 204);
+    assert_eq!(unread(&local, &buyer, &id).await.len(), 2);
+    assert_eq!(
+        local.call_as(Some(&seller.access_token), Method::POST, &path, None).await.0,
+        404,
+        "not the seller's notification"
+    );
+}
+
+/// The caller's unread notifications about `subject`.
+async fn unread(local: &Local, who: &TestUser, subject: &str) -> Vec<Value> {
+    let (status, body) =
+        local.call_as(Some(&who.access_token), Method::GET, "/api/v1/notifications?unread=true", None).await;
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().unwrap().iter().filter(|n| n["subject_id"] == subject).cloned().collect()
+}
