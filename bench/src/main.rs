@@ -33,6 +33,7 @@ struct Args {
     state: PathBuf,
     cold_runs: usize,
     warm_requests: usize,
+    fan_out_events: usize,
 }
 
 fn args() -> Result<Args> {
@@ -41,6 +42,7 @@ fn args() -> Result<Args> {
         state: PathBuf::from(".devstack/stack.json"),
         cold_runs: 15,
         warm_requests: 300,
+        fan_out_events: 200,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -50,6 +52,7 @@ fn args() -> Result<Args> {
             "--state" => out.state = PathBuf::from(value()?),
             "--cold-runs" => out.cold_runs = value()?.parse()?,
             "--warm-requests" => out.warm_requests = value()?.parse()?,
+            "--fan-out-events" => out.fan_out_events = value()?.parse()?,
             other => {
                 bail!("unknown argument {other}; use --api URL --cold-runs N --warm-requests N")
             }
@@ -78,7 +81,7 @@ async fn main() -> Result<()> {
     let table = stack.physical_id("ProductsTable")?.to_string();
 
     // A seller, and one product to read.
-    let token = seller_token(&http, &args.api).await?;
+    let token = user_token(&http, &args.api, "seller").await?;
     let created: serde_json::Value = http
         .post(format!("{}/api/v1/products", args.api))
         .bearer_auth(&token)
@@ -260,15 +263,152 @@ async fn main() -> Result<()> {
             (v.as_secs_f64() - a.as_secs_f64()) * 1000.0
         );
     }
+
+    // ---- order placement through devstack: products service call, transaction, event.
+    let buyer = user_token(&http, &args.api, "buyer").await?;
+    let stocked: serde_json::Value = http
+        .post(format!("{}/api/v1/products", args.api))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Bench stock", "category": "kitchen", "price": {"amount": 100, "currency": "JPY"}, "stock_quantity": 1_000_000}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let stocked = stocked["id"].as_str().context("no id")?.to_string();
+    let mut placing = Vec::new();
+    for i in 0..(args.warm_requests / 2 + 10) {
+        let t = Instant::now();
+        let response = http
+            .post(format!("{}/api/v1/orders", args.api))
+            .bearer_auth(&buyer)
+            .json(&json!({"items": [{"product_id": stocked, "quantity": 1}]}))
+            .send()
+            .await?;
+        let status = response.status();
+        response.bytes().await?;
+        if !status.is_success() {
+            bail!("placing an order failed: {status}");
+        }
+        if i >= 10 {
+            placing.push(t.elapsed());
+        }
+    }
+    for (label, p) in [("median", 0.5), ("p99", 0.99)] {
+        let (o, g) = (percentile(&mut placing, p), percentile(&mut get_item, p));
+        println!(
+            "| POST /api/v1/orders through devstack, {label} | {} | {} (emulator GetItem alone) | {:.1}x the GetItem |",
+            ms(o),
+            ms(g),
+            o.as_secs_f64() / g.as_secs_f64()
+        );
+    }
+
+    // ---- fan-out: events published to product-events until both consumers processed them all,
+    // against the emulator's raw SQS send-receive-delete rate.
+    let events = args.fan_out_events;
+    let (fan_out, raw) = fan_out_rates(&stack, &clients, events).await?;
+    println!(
+        "| fan-out, {events} events to 2 consumers, publish to processed | {fan_out:.0} events/s | {raw:.0} msgs/s (raw SQS send+receive+delete, one client) | {:.2}x the raw rate |",
+        fan_out / raw
+    );
     Ok(())
 }
 
-/// Signs up, confirms and logs in a seller through the API; returns the access token.
-async fn seller_token(http: &reqwest::Client, api: &str) -> Result<String> {
-    let email = format!("bench-{}@example.com", std::process::id());
+/// Publishes `n` product events and waits until the analytics consumer counted them all and the
+/// search indexer indexed them all; then times `n` raw SQS round trips on a scratch queue.
+async fn fan_out_rates(stack: &Stack, clients: &Clients, n: usize) -> Result<(f64, f64)> {
+    use aws_sdk_sns::types::MessageAttributeValue;
+    let run = std::process::id();
+    let seller = format!("bench-fanout-{run}-{}", Instant::now().elapsed().as_nanos());
+    let sns = &clients.sns;
+    let topic = stack.physical_id("ProductEventsTopic")?.to_string();
+    let analytics = stack.physical_id("AnalyticsTable")?.to_string();
+    let index = stack.physical_id("SearchIndexTable")?.to_string();
+    let ids: Vec<String> = (0..n).map(|i| format!("{seller}-p{i}")).collect();
+    let started = Instant::now();
+    for id in &ids {
+        let event = json!({
+            "id": format!("{id}-event"), "type": "product.created", "timestamp": "2026-11-23T00:00:00Z", "source": "bench",
+            "data": {"product_id": id, "seller_id": seller, "name": "n", "description": "", "category": "c",
+                     "price": {"amount": 1, "currency": "JPY"}, "stock_quantity": 1},
+            "metadata": {}
+        });
+        sns.publish()
+            .topic_arn(&topic)
+            .message(event.to_string())
+            .message_attributes(
+                "type",
+                MessageAttributeValue::builder().data_type("String").string_value("product.created").build()?,
+            )
+            .send()
+            .await?;
+    }
+    let deadline = Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let counted = clients
+            .ddb
+            .get_item()
+            .table_name(&analytics)
+            .key("pk", AttributeValue::S(format!("seller#{seller}")))
+            .key("sk", AttributeValue::S("type#product.created".into()))
+            .consistent_read(true)
+            .send()
+            .await?
+            .item
+            .and_then(|i| i.get("count").and_then(|c| c.as_n().ok()).and_then(|c| c.parse::<usize>().ok()))
+            .unwrap_or(0);
+        if counted >= n && all_indexed(clients, &index, &ids).await? {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("fan-out did not complete: {counted} of {n} counted");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let fan_out = n as f64 / started.elapsed().as_secs_f64();
+
+    let sqs = &clients.sqs;
+    let queue =
+        sqs.create_queue().queue_name(format!("bench-raw-{run}")).send().await?.queue_url.context("no queue url")?;
+    let started = Instant::now();
+    for i in 0..n {
+        sqs.send_message().queue_url(&queue).message_body(format!("m{i}")).send().await?;
+        let got = sqs.receive_message().queue_url(&queue).max_number_of_messages(1).send().await?;
+        for m in got.messages.unwrap_or_default() {
+            sqs.delete_message().queue_url(&queue).receipt_handle(m.receipt_handle.unwrap_or_default()).send().await?;
+        }
+    }
+    let raw = n as f64 / started.elapsed().as_secs_f64();
+    sqs.delete_queue().queue_url(&queue).send().await?;
+    Ok((fan_out, raw))
+}
+
+async fn all_indexed(clients: &Clients, table: &str, ids: &[String]) -> Result<bool> {
+    for chunk in ids.chunks(100) {
+        let keys = chunk
+            .iter()
+            .map(|id| std::collections::HashMap::from([("product_id".to_string(), AttributeValue::S(id.clone()))]))
+            .collect::<Vec<_>>();
+        let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .projection_expression("product_id")
+            .build()?;
+        let out = clients.ddb.batch_get_item().request_items(table, request).send().await?;
+        let found = out.responses.and_then(|mut r| r.remove(table)).map(|v| v.len()).unwrap_or(0);
+        if found < chunk.len() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Signs up, confirms and logs in a user with `role` through the API; returns the access token.
+async fn user_token(http: &reqwest::Client, api: &str, role: &str) -> Result<String> {
+    let email = format!("bench-{role}-{}-{}@example.com", std::process::id(), Instant::now().elapsed().as_nanos());
     let password = "Passw0rd-bench";
     let post = |path: &str, body: serde_json::Value| http.post(format!("{api}{path}")).json(&body).send();
-    post("/auth/signup", json!({"email": email, "password": password, "role": "seller"})).await?;
+    post("/auth/signup", json!({"email": email, "password": password, "role": role})).await?.error_for_status()?;
     post("/auth/confirm", json!({"email": email, "code": "000000"})).await?.error_for_status()?;
     let login: serde_json::Value =
         post("/auth/login", json!({"email": email, "password": password})).await?.error_for_status()?.json().await?;
