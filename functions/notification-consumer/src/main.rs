@@ -2,7 +2,7 @@
 
 use notifications_api::compose::notifications_for;
 use notifications_api::store::{DynamoNotificationStore, NotificationStore};
-use shared::config::{aws_sdk_config, required_env};
+use shared::config::aws_sdk_config;
 use shared::consumer::{EventHandler, HandlerError};
 use shared::events::Envelope;
 
@@ -21,10 +21,6 @@ impl<S: NotificationStore> EventHandler for Notifier<S> {
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init_logging();
     let config = aws_sdk_config().await;
-    let store = DynamoNotificationStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        required_env("NOTIFICATIONS_TABLE")?,
-        required_env("EMAIL_OUTBOX_TABLE")?,
-    );
+    let store = DynamoNotificationStore::from_env(&config)?;
     shared::consumer::run_sqs_consumer(&config, "notification-consumer", Notifier(store)).await
 }

@@ -32,6 +32,16 @@ impl DynamoNotificationStore {
     pub fn new(client: aws_sdk_dynamodb::Client, notifications: String, outbox: String) -> Self {
         DynamoNotificationStore { client, notifications, outbox }
     }
+
+    /// The store both notification functions use: tables from `NOTIFICATIONS_TABLE` and
+    /// `EMAIL_OUTBOX_TABLE`.
+    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, shared::config::MissingEnv> {
+        Ok(DynamoNotificationStore::new(
+            aws_sdk_dynamodb::Client::new(config),
+            shared::config::required_env("NOTIFICATIONS_TABLE")?,
+            shared::config::required_env("EMAIL_OUTBOX_TABLE")?,
+        ))
+    }
 }
 
 fn err<E: std::error::Error + 'static>(e: aws_sdk_dynamodb::error::SdkError<E>) -> String {
