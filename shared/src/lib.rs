@@ -11,6 +11,7 @@ pub mod http;
 pub mod money;
 pub mod resilience;
 pub mod services;
+pub mod store;
 pub mod telemetry;
 
 pub use error::{ApiError, ErrorCode};

@@ -90,7 +90,7 @@ impl Counters for DynamoCounters {
             .set_transact_items(Some(items))
             .send()
             .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+            .map_err(shared::store::dynamo_error)?;
         Ok(())
     }
 }

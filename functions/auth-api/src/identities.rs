@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use shared::store::dynamo_error as err;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityRecord {
@@ -42,10 +43,6 @@ impl DynamoIdentityStore {
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
-}
-
-fn err<E: std::error::Error + 'static>(e: aws_sdk_dynamodb::error::SdkError<E>) -> String {
-    aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
 }
 
 impl IdentityStore for DynamoIdentityStore {

@@ -56,7 +56,7 @@ impl IdentityDirectory for DynamoIdentities {
             .request_items(&self.table, keys.build().map_err(|e| e.to_string())?)
             .send()
             .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+            .map_err(shared::store::dynamo_error)?;
         let items = output.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default();
         let mut record = IdentityRecord::default();
         for item in items {

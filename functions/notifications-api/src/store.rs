@@ -6,6 +6,7 @@ use std::future::Future;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::compose::Notification;
+use shared::store::dynamo_error as err;
 
 pub trait NotificationStore: Send + Sync {
     /// Writes a notification and its email; rewriting the same ids changes nothing.
@@ -42,10 +43,6 @@ impl DynamoNotificationStore {
             shared::config::required_env("EMAIL_OUTBOX_TABLE")?,
         ))
     }
-}
-
-fn err<E: std::error::Error + 'static>(e: aws_sdk_dynamodb::error::SdkError<E>) -> String {
-    aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
 }
 
 impl NotificationStore for DynamoNotificationStore {

@@ -169,7 +169,7 @@ impl OrderStore for DynamoOrderStore {
             })
             .unwrap_or_default();
         if reasons.is_empty() {
-            return Err(PlaceError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string()));
+            return Err(PlaceError::Unavailable(shared::store::dynamo_error(err)));
         }
         let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed");
         if idempotency.is_some() && failed(1) {
@@ -203,7 +203,7 @@ impl OrderStore for DynamoOrderStore {
             .set_transact_items(Some(items))
             .send()
             .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+            .map_err(shared::store::dynamo_error)?;
         Ok(())
     }
 
@@ -239,7 +239,7 @@ impl OrderStore for DynamoOrderStore {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => {
                 Err(TransitionError::Conflict)
             }
-            Err(e) => Err(TransitionError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())),
+            Err(e) => Err(TransitionError::Unavailable(shared::store::dynamo_error(e))),
         }
     }
 
@@ -252,7 +252,7 @@ impl OrderStore for DynamoOrderStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?
+            .map_err(shared::store::dynamo_error)?
             .item;
         item.map(|i| serde_dynamo::from_item(i).map_err(|e| e.to_string())).transpose()
     }
@@ -266,7 +266,7 @@ impl OrderStore for DynamoOrderStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?
+            .map_err(shared::store::dynamo_error)?
             .item;
         item.map(|i| serde_dynamo::from_item(i).map_err(|e| e.to_string())).transpose()
     }

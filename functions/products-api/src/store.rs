@@ -44,7 +44,7 @@ impl DynamoProductStore {
 }
 
 fn unavailable<E: std::error::Error + 'static>(e: aws_sdk_dynamodb::error::SdkError<E>) -> StoreError {
-    StoreError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+    StoreError::Unavailable(shared::store::dynamo_error(e))
 }
 
 impl ProductStore for DynamoProductStore {

@@ -152,7 +152,7 @@ fn newer_or_stale<E: std::error::Error + 'static>(
             tracing::info!("older than the indexed version, skipped");
             Ok(())
         }
-        Err(e) => Err(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()),
+        Err(e) => Err(shared::store::dynamo_error(e)),
     }
 }
 

@@ -5,6 +5,7 @@ use std::future::Future;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::profile::{Profile, ProfileUpdate};
+use shared::store::dynamo_error as err;
 
 pub trait ProfileStore: Send + Sync {
     /// Creates the profile unless one exists; `false` when it already did.
@@ -29,10 +30,6 @@ impl DynamoProfileStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         DynamoProfileStore { client, table: table.into() }
     }
-}
-
-fn err<E: std::error::Error + 'static>(e: aws_sdk_dynamodb::error::SdkError<E>) -> String {
-    aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
 }
 
 impl ProfileStore for DynamoProfileStore {

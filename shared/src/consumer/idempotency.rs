@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 
 use crate::events::Envelope;
+use crate::store::dynamo_error as sdk_error;
 
 /// The outcome of claiming an event for processing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,10 +69,6 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
-}
-
-fn sdk_error<E: std::error::Error + 'static>(e: aws_sdk_dynamodb::error::SdkError<E>) -> String {
-    aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
 }
 
 impl IdempotencyStore for DynamoIdempotencyStore {
