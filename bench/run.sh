@@ -16,7 +16,9 @@ lifted=()
 for tier in Anonymous Authenticated Seller; do
   lifted+=(--parameter "${tier}BurstLimit=1000000" --parameter "${tier}RateLimit=1000000")
 done
-target/release/devstack up --listen 127.0.0.1:3100 --bin-dir target/release --state "$bench_dir/stack.json" "${lifted[@]}" \
+# One user holds all the WebSocket connections of the connections benchmark.
+lifted+=(--parameter WebSocketConnectionsPerUser=100000)
+target/release/devstack up --listen 127.0.0.1:3100 --ws-listen 127.0.0.1:3101 --bin-dir target/release --state "$bench_dir/stack.json" "${lifted[@]}" \
   >"$bench_dir/devstack.log" 2>&1 &
 devstack_pid=$!
 cleanup() { kill "$devstack_pid" 2>/dev/null || true; wait "$devstack_pid" 2>/dev/null || true; "$scripts/emulator.sh" stop; }

@@ -34,6 +34,8 @@ struct Args {
     cold_runs: usize,
     warm_requests: usize,
     fan_out_events: usize,
+    chat_messages: usize,
+    ws_connections: usize,
 }
 
 fn args() -> Result<Args> {
@@ -43,6 +45,8 @@ fn args() -> Result<Args> {
         cold_runs: 15,
         warm_requests: 300,
         fan_out_events: 200,
+        chat_messages: 50,
+        ws_connections: 1600,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -53,6 +57,8 @@ fn args() -> Result<Args> {
             "--cold-runs" => out.cold_runs = value()?.parse()?,
             "--warm-requests" => out.warm_requests = value()?.parse()?,
             "--fan-out-events" => out.fan_out_events = value()?.parse()?,
+            "--chat-messages" => out.chat_messages = value()?.parse()?,
+            "--ws-connections" => out.ws_connections = value()?.parse()?,
             other => {
                 bail!("unknown argument {other}; use --api URL --cold-runs N --warm-requests N")
             }
@@ -103,7 +109,7 @@ async fn main() -> Result<()> {
     );
 
     // ---- cold starts: Rust release binary vs Python + boto3, alternating to share the noise.
-    let local_env = devstack::local::local_environment(&stack, None);
+    let local_env = devstack::local::local_environment(&stack, &Default::default());
     let rust = stack_function(&stack, "ProductsApiFunction", &root.join("target/release/products-api"))?;
     let mut python = rust.clone();
     python.executable = root.join("bench/python/bootstrap.py");
@@ -312,7 +318,110 @@ async fn main() -> Result<()> {
         "| fan-out, {events} events to 2 consumers, publish to processed | {fan_out:.0} events/s | {raw:.0} msgs/s (raw SQS send+receive+delete, one client) | {:.2}x the raw rate |",
         fan_out / raw
     );
+
+    // ---- realtime: a chat message from its POST until a WebSocket client has it (seed 002 asks
+    // for under a second), against the POST alone; then many connections of one user, each
+    // message to all of them.
+    let ws_url = std::fs::read_to_string(args.state.with_file_name("websocket")).context("the WebSocket URL")?;
+    let ws_url = ws_url.trim().to_string();
+    let placed: serde_json::Value = http
+        .post(format!("{}/api/v1/orders", args.api))
+        .bearer_auth(&buyer)
+        .json(&json!({"items": [{"product_id": stocked, "quantity": 1}]}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let order_id = placed["id"].as_str().context("no order id")?.to_string();
+    let post_message = |body: String| {
+        http.post(format!("{}/api/v1/orders/{order_id}/messages", args.api))
+            .bearer_auth(&token)
+            .json(&json!({"body": body}))
+            .send()
+    };
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{ws_url}?token={buyer}")).await?;
+    let (mut to_client, mut posting) = (Vec::new(), Vec::new());
+    for i in 1..=args.chat_messages as u64 {
+        let t = Instant::now();
+        post_message(format!("bench {i}")).await?.error_for_status()?;
+        posting.push(t.elapsed());
+        wait_for_chat(&mut socket, i).await?;
+        to_client.push(t.elapsed());
+    }
+    for (label, p) in [("median", 0.5), ("p99", 0.99)] {
+        let (c, post) = (percentile(&mut to_client, p), percentile(&mut posting, p));
+        println!(
+            "| chat message, POST to arrival at a WebSocket client, {label} | {} | {} (the POST alone) | +{:.2} ms to deliver; {} the 1 s of seed 002 |",
+            ms(c),
+            ms(post),
+            (c.as_secs_f64() - post.as_secs_f64()) * 1000.0,
+            if c < Duration::from_secs(1) { "within" } else { "over" }
+        );
+    }
+    // How many connections one machine holds with steady delivery: open more and more
+    // connections (of one user, so that every message goes to all of them), and at each level
+    // time a message from its POST until every connection has it. Steady means within seed 002's
+    // second; the ramp stops at the first level past it, or at --ws-connections.
+    let mut sockets = Vec::new();
+    let mut next = args.chat_messages as u64;
+    let one = percentile(&mut to_client, 0.5);
+    let mut steady = 0;
+    for level in [100, 200, 400, 800, 1600, 3200].into_iter().filter(|&l| l <= args.ws_connections) {
+        let (opening, before) = (Instant::now(), sockets.len());
+        while sockets.len() < level {
+            sockets.push(tokio_tungstenite::connect_async(format!("{ws_url}?token={buyer}")).await?.0);
+        }
+        let opened = opening.elapsed();
+        let mut to_all = Vec::new();
+        for _ in 0..5 {
+            next += 1;
+            let t = Instant::now();
+            post_message(format!("to all {next}")).await?.error_for_status()?;
+            let waits = sockets.iter_mut().map(|s| wait_for_chat(s, next));
+            for result in futures_util::future::join_all(waits).await {
+                result?;
+            }
+            to_all.push(t.elapsed());
+            wait_for_chat(&mut socket, next).await?;
+        }
+        let median = percentile(&mut to_all, 0.5);
+        println!(
+            "| {level} WebSocket connections held ({} more opened in {:.1} s), POST to arrival at all of them, median | {} | {} (to one connection) | {:.1}x |",
+            level - before,
+            opened.as_secs_f64(),
+            ms(median),
+            ms(one),
+            median.as_secs_f64() / one.as_secs_f64()
+        );
+        if median >= Duration::from_secs(1) {
+            break;
+        }
+        steady = level;
+    }
+    println!("| WebSocket connections held with every message at every one within 1 s | {steady} | | |");
     Ok(())
+}
+
+/// Reads frames until chat message `seq` arrives (at most 120 s).
+async fn wait_for_chat(
+    socket: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    seq: u64,
+) -> Result<()> {
+    use futures_util::StreamExt;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = deadline.checked_duration_since(Instant::now()).context("a chat message did not arrive in 120 s")?;
+        let frame =
+            tokio::time::timeout(left, socket.next()).await.context("a chat message did not arrive in 120 s")?;
+        let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) = frame else {
+            bail!("the WebSocket closed while waiting for message {seq}");
+        };
+        let value: serde_json::Value = serde_json::from_str(&text)?;
+        if value["type"] == "chat_message" && value["message"]["seq"].as_u64() == Some(seq) {
+            return Ok(());
+        }
+    }
 }
 
 /// Publishes `n` product events and waits until the analytics consumer counted them all and the

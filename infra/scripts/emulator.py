@@ -1,10 +1,12 @@
-"""moto's server, with DynamoDB's write isolation.
+"""moto's server, with DynamoDB's isolation.
 
 DynamoDB applies each write (a conditional PutItem, UpdateItem, a TransactWriteItems) atomically
-and in isolation from concurrent ones. moto's threaded server checks conditions and writes without
-a lock, so two concurrent transactions can both pass a `stock >= 1` check and both decrement it.
-This runs moto's own WSGI application with DynamoDB writes serialised, which is what DynamoDB
-guarantees; everything else (SQS long polls included) stays concurrent.
+and in isolation from concurrent ones, and a read sees an item whole, before or after a write.
+moto's threaded server checks conditions and writes without a lock, so two concurrent
+transactions can both pass a `stock >= 1` check and both decrement it, and a read can catch an
+`UpdateItem` halfway (its `ADD` applied, its `SET` not yet). This runs moto's own WSGI application
+with DynamoDB requests serialised, which gives what DynamoDB guarantees (moto holds the GIL either
+way, so little concurrency is lost); everything else (SQS long polls included) stays concurrent.
 
 Usage: python emulator.py HOST PORT
 """
@@ -15,17 +17,15 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from moto.server import MotoRequestHandler
 from werkzeug.serving import run_simple
 
-DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
-_dynamodb_writes = threading.Lock()
+_dynamodb = threading.Lock()
 
 
-def serialise_dynamodb_writes(app):
+def serialise_dynamodb(app):
     def wrapped(environ, start_response):
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        service, _, operation = target.partition(".")
-        if service.startswith("DynamoDB_") and operation in DYNAMODB_WRITES:
-            with _dynamodb_writes:
-                # Consume the response inside the lock: the write happens while it is produced.
+        if target.startswith("DynamoDB_"):
+            with _dynamodb:
+                # Consume the response inside the lock: the work happens while it is produced.
                 return list(app(environ, start_response))
         return app(environ, start_response)
 
@@ -35,7 +35,7 @@ def serialise_dynamodb_writes(app):
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
     app = DomainDispatcherApplication(create_backend_app)
-    run_simple(host, port, serialise_dynamodb_writes(app), threaded=True, request_handler=MotoRequestHandler)
+    run_simple(host, port, serialise_dynamodb(app), threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ case "${1:-start}" in
     fi
     "$(dirname "$0")/venv.sh"
     echo "==> AWS emulator: starting moto on $EMULATOR_HOST:$EMULATOR_PORT (log: .devstack/emulator.log)"
-    # moto with DynamoDB writes serialised as on AWS (see emulator.py).
+    # moto with DynamoDB requests serialised, isolated as on AWS (see emulator.py).
     nohup "$VENV/bin/python" "$ROOT/infra/scripts/emulator.py" "$EMULATOR_HOST" "$EMULATOR_PORT" >"$log" 2>&1 &
     echo $! > "$pidfile"
     if ! wait_for 30 "the AWS emulator" port_open "$EMULATOR_HOST" "$EMULATOR_PORT"; then

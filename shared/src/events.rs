@@ -190,22 +190,40 @@ impl DomainEvent for OrderCreated {
     const TYPE: &'static str = "order.created";
 }
 
-/// An order moved on in its life (paid, shipped, delivered, cancelled).
+/// An order moved on in its life (paid, shipped, delivered, cancelled, reminded of payment).
+/// The lines let consumers act per product (stock, "bought together", who may review what).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderStatusChange {
     pub order_id: String,
     pub buyer_id: String,
     pub seller_id: String,
     pub total: Money,
+    #[serde(default)]
+    pub lines: Vec<OrderLine>,
 }
 
-macro_rules! order_status_events {
-    ($($name:ident => $type:literal),* $(,)?) => {
+/// A return of a delivered order (seed 004 §4): requested by the buyer, approved (the total is
+/// refunded and the stock restored) or rejected by the seller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderReturn {
+    pub order_id: String,
+    pub buyer_id: String,
+    pub seller_id: String,
+    /// What the order cost; an approved return refunds all of it.
+    pub total: Money,
+    pub lines: Vec<OrderLine>,
+    /// The buyer's reason for a request, the seller's for a rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+macro_rules! order_events {
+    ($($name:ident($payload:ident) => $type:literal),* $(,)?) => {
         $(
-            #[doc = concat!("`", $type, "`: an order status change.")]
+            #[doc = concat!("`", $type, "`.")]
             #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
             #[serde(transparent)]
-            pub struct $name(pub OrderStatusChange);
+            pub struct $name(pub $payload);
 
             impl DomainEvent for $name {
                 const TYPE: &'static str = $type;
@@ -214,11 +232,47 @@ macro_rules! order_status_events {
     };
 }
 
-order_status_events! {
-    OrderPaid => "order.paid",
-    OrderShipped => "order.shipped",
-    OrderDelivered => "order.delivered",
-    OrderCancelled => "order.cancelled",
+order_events! {
+    OrderPaid(OrderStatusChange) => "order.paid",
+    OrderShipped(OrderStatusChange) => "order.shipped",
+    OrderDelivered(OrderStatusChange) => "order.delivered",
+    OrderCancelled(OrderStatusChange) => "order.cancelled",
+    OrderPaymentReminder(OrderStatusChange) => "order.payment_reminder",
+    OrderReturnRequested(OrderReturn) => "order.return_requested",
+    OrderReturnApproved(OrderReturn) => "order.return_approved",
+    OrderReturnRejected(OrderReturn) => "order.return_rejected",
+}
+
+/// A buyer who received a product reviewed it; the review waits for moderation (seed 003).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewCreated {
+    pub review_id: String,
+    pub product_id: String,
+    pub author_id: String,
+    /// 1 to 5 stars.
+    pub rating: u8,
+    pub title: String,
+    pub body: String,
+}
+
+impl DomainEvent for ReviewCreated {
+    const TYPE: &'static str = "review.created";
+}
+
+/// An admin approved or rejected a review; only approved reviews count towards a rating.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewModerated {
+    pub review_id: String,
+    pub product_id: String,
+    pub author_id: String,
+    pub rating: u8,
+    /// `approved` or `rejected`.
+    pub decision: String,
+    pub moderator_id: String,
+}
+
+impl DomainEvent for ReviewModerated {
+    const TYPE: &'static str = "review.moderated";
 }
 
 /// A user confirmed their sign-up (seed 003 §4.5: the profile is initialised from this).
@@ -483,16 +537,52 @@ mod tests {
             }],
             total: Money { amount: 10, currency: "JPY".into() },
         });
+        let line = OrderLine {
+            product_id: "p".into(),
+            seller_id: "s".into(),
+            name: "n".into(),
+            unit_price: Money { amount: 5, currency: "JPY".into() },
+            quantity: 2,
+        };
         let change = OrderStatusChange {
             order_id: "o".into(),
             buyer_id: "b".into(),
             seller_id: "s".into(),
             total: Money { amount: 10, currency: "JPY".into() },
+            lines: vec![line.clone()],
         };
         check(OrderPaid(change.clone()));
         check(OrderShipped(change.clone()));
         check(OrderDelivered(change.clone()));
-        check(OrderCancelled(change));
+        check(OrderCancelled(change.clone()));
+        check(OrderPaymentReminder(change));
+        let returned = OrderReturn {
+            order_id: "o".into(),
+            buyer_id: "b".into(),
+            seller_id: "s".into(),
+            total: Money { amount: 10, currency: "JPY".into() },
+            lines: vec![line],
+            reason: Some("broken".into()),
+        };
+        check(OrderReturnRequested(returned.clone()));
+        check(OrderReturnApproved(OrderReturn { reason: None, ..returned.clone() }));
+        check(OrderReturnRejected(returned));
+        check(ReviewCreated {
+            review_id: "r".into(),
+            product_id: "p".into(),
+            author_id: "b".into(),
+            rating: 4,
+            title: "good".into(),
+            body: "as described".into(),
+        });
+        check(ReviewModerated {
+            review_id: "r".into(),
+            product_id: "p".into(),
+            author_id: "b".into(),
+            rating: 4,
+            decision: "approved".into(),
+            moderator_id: "a".into(),
+        });
         check(ProductOutOfStock { product_id: "p".into(), seller_id: "s".into(), version: 2 });
         check(ProductDeleted { product_id: "p".into(), seller_id: "s".into(), version: 3 });
         check(UserLogin { user_id: "u".into(), email: "u@example.com".into(), source_ip: None });

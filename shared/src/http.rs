@@ -236,3 +236,38 @@ mod tests {
         assert_eq!(e.details["field"], "colour");
     }
 }
+
+/// Seed 001 `PageResponse` with the items of the page.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total_items: u64,
+    pub total_pages: u64,
+    pub current_page: u32,
+    pub page_size: u32,
+}
+
+impl<T> Page<T> {
+    /// Page `page` (from 1) of `all`.
+    pub fn of(all: Vec<T>, page: u32, page_size: u32) -> Page<T> {
+        let total_items = all.len() as u64;
+        let total_pages = total_items.div_ceil(page_size.max(1) as u64);
+        let skip = (page.max(1) as usize - 1).saturating_mul(page_size as usize);
+        let items = all.into_iter().skip(skip).take(page_size as usize).collect();
+        Page { items, total_items, total_pages, current_page: page, page_size }
+    }
+}
+
+/// Largest `page_size` of seed 001 `PageRequest`.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// Checks a `PageRequest`'s numbers; the error is (field, reason).
+pub fn check_page(page: u32, page_size: u32) -> Result<(), (&'static str, &'static str)> {
+    if page == 0 {
+        return Err(("page", "pages start at 1"));
+    }
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(("page_size", "must be between 1 and 100"));
+    }
+    Ok(())
+}

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod money;
+pub mod push;
 pub mod resilience;
 pub mod services;
 pub mod store;

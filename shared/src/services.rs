@@ -76,27 +76,37 @@ fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// A Lambda client without the SDK's own retries: retrying is the resilience layer's job (with
+/// the breaker counting them); the SDK's would multiply them and hide failures from the breaker.
+fn lambda_without_retries(config: &aws_config::SdkConfig) -> aws_sdk_lambda::Client {
+    let conf = aws_sdk_lambda::config::Builder::from(config)
+        .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_lambda::Client::from_conf(conf)
+}
+
+/// Timeout, retries and a breaker named `dependency`, from `SERVICE_TIMEOUT_MS` (2000),
+/// `CIRCUIT_FAILURE_THRESHOLD` (5) and `CIRCUIT_RESET_SECONDS` (30).
+fn resilience_from_env(dependency: &str) -> Resilient {
+    Resilient {
+        timeout: Duration::from_millis(env_number("SERVICE_TIMEOUT_MS", 2000)),
+        retry: RetryPolicy::default(),
+        breaker: CircuitBreaker::new(
+            dependency,
+            env_number("CIRCUIT_FAILURE_THRESHOLD", 5) as u32,
+            Duration::from_secs(env_number("CIRCUIT_RESET_SECONDS", 30)),
+        ),
+    }
+}
+
 impl ProductsClient {
     /// `PRODUCTS_FUNCTION` names the function; `SERVICE_TIMEOUT_MS` (2000),
     /// `CIRCUIT_FAILURE_THRESHOLD` (5) and `CIRCUIT_RESET_SECONDS` (30) tune the resilience.
     pub fn from_env(config: &aws_config::SdkConfig) -> Result<ProductsClient, MissingEnv> {
-        // Retries are the resilience layer's job (with the breaker counting them); the SDK's own
-        // retries would multiply them and hide failures from the breaker.
-        let lambda_config = aws_sdk_lambda::config::Builder::from(config)
-            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
-            .build();
         Ok(ProductsClient {
-            lambda: aws_sdk_lambda::Client::from_conf(lambda_config),
+            lambda: lambda_without_retries(config),
             function: required_env("PRODUCTS_FUNCTION")?,
-            resilient: Resilient {
-                timeout: Duration::from_millis(env_number("SERVICE_TIMEOUT_MS", 2000)),
-                retry: RetryPolicy::default(),
-                breaker: CircuitBreaker::new(
-                    "products",
-                    env_number("CIRCUIT_FAILURE_THRESHOLD", 5) as u32,
-                    Duration::from_secs(env_number("CIRCUIT_RESET_SECONDS", 30)),
-                ),
-            },
+            resilient: resilience_from_env("products"),
         })
     }
 
@@ -105,47 +115,109 @@ impl ProductsClient {
     }
 
     async fn fetch(&self, id: &str) -> Result<ProductView, LookupError> {
-        let path = format!("/api/v1/products/{id}");
-        let correlation = crate::http::current_correlation_id().unwrap_or_default();
-        let request = json!({
-            "resource": "/api/v1/products/{id}",
-            "path": path,
-            "httpMethod": "GET",
-            "headers": {"x-correlation-id": correlation},
-            "multiValueHeaders": {"x-correlation-id": [correlation]},
-            "pathParameters": {"id": id},
-            "requestContext": {
-                "requestId": uuid::Uuid::new_v4().to_string(),
-                "stage": "internal",
-                "httpMethod": "GET",
-                "resourcePath": "/api/v1/products/{id}",
-                "path": path,
-                "identity": {"sourceIp": "127.0.0.1"},
-            },
-            "body": null,
-            "isBase64Encoded": false,
-        });
-        let output = self
-            .lambda
-            .invoke()
-            .function_name(&self.function)
-            .payload(Blob::new(request.to_string()))
-            .send()
-            .await
-            .map_err(|e| LookupError::Unavailable(aws_sdk_lambda::error::DisplayErrorContext(e).to_string()))?;
-        if let Some(kind) = output.function_error() {
-            return Err(LookupError::Unavailable(format!("function error {kind}")));
-        }
-        let response: Value = output
-            .payload()
-            .and_then(|p| serde_json::from_slice(p.as_ref()).ok())
-            .ok_or_else(|| LookupError::Unavailable("unreadable response".into()))?;
-        let status = response["statusCode"].as_u64().unwrap_or(0);
-        let body = response["body"].as_str().unwrap_or_default();
+        let (status, body) =
+            get_through_lambda(&self.lambda, &self.function, "/api/v1/products/{id}", id, None).await?;
         match status {
-            200 => serde_json::from_str(body).map_err(|e| LookupError::Unavailable(format!("unreadable product: {e}"))),
+            200 => {
+                serde_json::from_str(&body).map_err(|e| LookupError::Unavailable(format!("unreadable product: {e}")))
+            }
             404 => Err(LookupError::NotFound(id.to_string())),
             other => Err(LookupError::Unavailable(format!("status {other}"))),
         }
+    }
+}
+
+/// `GET` of `resource` (with its one `{id}` parameter) from another service's function, as an
+/// API Gateway proxy request, on behalf of `caller` when given (as the authorizer's context).
+/// The status and the body.
+async fn get_through_lambda(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    resource: &str,
+    id: &str,
+    caller: Option<&crate::auth::Identity>,
+) -> Result<(u64, String), LookupError> {
+    let path = resource.replace("{id}", id);
+    let correlation = crate::http::current_correlation_id().unwrap_or_default();
+    let mut request = json!({
+        "resource": resource,
+        "path": path,
+        "httpMethod": "GET",
+        "headers": {"x-correlation-id": correlation},
+        "multiValueHeaders": {"x-correlation-id": [correlation]},
+        "pathParameters": {"id": id},
+        "requestContext": {
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "stage": "internal",
+            "httpMethod": "GET",
+            "resourcePath": resource,
+            "path": path,
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": null,
+        "isBase64Encoded": false,
+    });
+    if let Some(caller) = caller {
+        request["requestContext"]["authorizer"] = Value::Object(caller.to_context());
+    }
+    let output = lambda
+        .invoke()
+        .function_name(function)
+        .payload(Blob::new(request.to_string()))
+        .send()
+        .await
+        .map_err(|e| LookupError::Unavailable(aws_sdk_lambda::error::DisplayErrorContext(e).to_string()))?;
+    if let Some(kind) = output.function_error() {
+        return Err(LookupError::Unavailable(format!("function error {kind}")));
+    }
+    let response: Value = output
+        .payload()
+        .and_then(|p| serde_json::from_slice(p.as_ref()).ok())
+        .ok_or_else(|| LookupError::Unavailable("unreadable response".into()))?;
+    let status = response["statusCode"].as_u64().unwrap_or(0);
+    Ok((status, response["body"].as_str().unwrap_or_default().to_string()))
+}
+
+/// An order as the orders service shows it to one of its parties, in the fields others use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderView {
+    pub id: String,
+    pub buyer_id: String,
+    pub seller_id: String,
+    pub status: String,
+}
+
+/// Reads orders through the orders service, as the caller: it answers only the order's buyer,
+/// its seller and admins (anyone else gets "not found").
+pub struct OrdersClient {
+    lambda: aws_sdk_lambda::Client,
+    function: String,
+    pub resilient: Resilient,
+}
+
+impl OrdersClient {
+    /// `ORDERS_FUNCTION` names the function; resilience as [`ProductsClient::from_env`].
+    pub fn from_env(config: &aws_config::SdkConfig) -> Result<OrdersClient, MissingEnv> {
+        Ok(OrdersClient {
+            lambda: lambda_without_retries(config),
+            function: required_env("ORDERS_FUNCTION")?,
+            resilient: resilience_from_env("orders"),
+        })
+    }
+
+    /// The order if `caller` may see it; `NotFound` otherwise.
+    pub async fn order(&self, id: &str, caller: &crate::auth::Identity) -> Result<OrderView, CallError<LookupError>> {
+        let fetch = || async {
+            let (status, body) =
+                get_through_lambda(&self.lambda, &self.function, "/api/v1/orders/{id}", id, Some(caller)).await?;
+            match status {
+                200 => {
+                    serde_json::from_str(&body).map_err(|e| LookupError::Unavailable(format!("unreadable order: {e}")))
+                }
+                404 | 403 => Err(LookupError::NotFound(id.to_string())),
+                other => Err(LookupError::Unavailable(format!("status {other}"))),
+            }
+        };
+        self.resilient.call(fetch, LookupError::retryable).await
     }
 }

@@ -5,3 +5,59 @@
 pub fn dynamo_error<E: std::error::Error + 'static>(e: aws_sdk_dynamodb::error::SdkError<E>) -> String {
     aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
 }
+
+/// An item as the SDK returns it.
+pub type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// The items a query returns, following `LastEvaluatedKey` from page to page, at most `limit`.
+pub async fn query_items(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    limit: usize,
+) -> Result<Vec<Item>, String> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = query.clone().set_exclusive_start_key(start).send().await.map_err(dynamo_error)?;
+        items.extend(page.items.unwrap_or_default());
+        if items.len() >= limit {
+            items.truncate(limit);
+            return Ok(items);
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
+/// [`query_items`], each item read as a `T`.
+pub async fn query_as<T: serde::de::DeserializeOwned>(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    limit: usize,
+) -> Result<Vec<T>, String> {
+    query_items(query, limit)
+        .await?
+        .into_iter()
+        .map(|item| serde_dynamo::from_item(item).map_err(|e| format!("unreadable item: {e}")))
+        .collect()
+}
+
+/// A strongly consistent `GetItem`, the item read as a `T`; `None` when there is none.
+pub async fn get_as<T: serde::de::DeserializeOwned>(
+    get: aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder,
+) -> Result<Option<T>, String> {
+    let item = get.consistent_read(true).send().await.map_err(dynamo_error)?.item;
+    item.map(|i| serde_dynamo::from_item(i).map_err(|e| format!("unreadable item: {e}"))).transpose()
+}
+
+/// A conditional `PutItem` whose failed condition means "already there", which is fine: records
+/// written once, whichever of several deliveries gets there first. `true` when this one wrote it.
+pub async fn put_once(
+    put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+) -> Result<bool, String> {
+    match put.send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+        Err(e) => Err(dynamo_error(e)),
+    }
+}

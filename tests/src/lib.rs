@@ -230,3 +230,51 @@ impl Local {
         self.logged_in(&email, PASSWORD).await
     }
 }
+
+// ---- marketplace helpers ----------------------------------------------------------------------
+
+/// A product listed by `seller` through the API; its id.
+pub async fn listed(local: &Local, seller: &TestUser, name: &str, price: i64, stock: i64) -> String {
+    let body = serde_json::json!({"name": name, "category": "kitchen", "price": {"amount": price, "currency": "JPY"}, "stock_quantity": stock});
+    let (status, created) = local
+        .call_as(Some(&seller.access_token), reqwest::Method::POST, "/api/v1/products", Some(&body.to_string()))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    created["id"].as_str().unwrap().to_string()
+}
+
+/// (available, reserved) of a product, as the products API shows it.
+pub async fn stock(local: &Local, product_id: &str) -> (i64, i64) {
+    let (_, p) = local.call(reqwest::Method::GET, &format!("/api/v1/products/{product_id}"), None).await;
+    (p["stock"]["available"].as_i64().unwrap(), p["stock"]["reserved"].as_i64().unwrap())
+}
+
+/// `POST /api/v1/orders` with `items`, and an `Idempotency-Key` if given.
+pub async fn order(local: &Local, buyer: &TestUser, items: Value, key: Option<&str>) -> (u16, Value) {
+    let mut request = local
+        .http
+        .post(local.url("/api/v1/orders"))
+        .bearer_auth(&buyer.access_token)
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"items": items}).to_string());
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// `POST /api/v1/orders/{id}/{action}` as `who`.
+pub async fn act(local: &Local, who: &TestUser, order_id: &str, action: &str) -> (u16, Value) {
+    let path = format!("/api/v1/orders/{order_id}/{action}");
+    local.call_as(Some(&who.access_token), reqwest::Method::POST, &path, None).await
+}
+
+/// The caller's unread notifications about `subject` (an order id, say).
+pub async fn unread(local: &Local, who: &TestUser, subject: &str) -> Vec<Value> {
+    let (status, body) =
+        local.call_as(Some(&who.access_token), reqwest::Method::GET, "/api/v1/notifications?unread=true", None).await;
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().unwrap().iter().filter(|n| n["subject_id"] == subject).cloned().collect()
+}

@@ -1,37 +1,9 @@
 //! Placing orders over HTTP through devstack: products checked through the products service,
 //! stock reserved in one transaction (all lines or none, never below zero), idempotency keys.
 
-use integration_tests::{Local, TestUser};
+use integration_tests::{act, listed, order, stock, unread, Local};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-async fn listed(local: &Local, seller: &TestUser, name: &str, price: i64, stock: i64) -> String {
-    let body = json!({"name": name, "category": "kitchen", "price": {"amount": price, "currency": "JPY"}, "stock_quantity": stock});
-    let (status, created) =
-        local.call_as(Some(&seller.access_token), Method::POST, "/api/v1/products", Some(&body.to_string())).await;
-    assert_eq!(status, 201, "{created}");
-    created["id"].as_str().unwrap().to_string()
-}
-
-async fn stock(local: &Local, product_id: &str) -> (i64, i64) {
-    let (_, p) = local.call(Method::GET, &format!("/api/v1/products/{product_id}"), None).await;
-    (p["stock"]["available"].as_i64().unwrap(), p["stock"]["reserved"].as_i64().unwrap())
-}
-
-async fn order(local: &Local, buyer: &TestUser, items: Value, key: Option<&str>) -> (u16, Value) {
-    let mut request = local
-        .http
-        .post(local.url("/api/v1/orders"))
-        .bearer_auth(&buyer.access_token)
-        .header("content-type", "application/json")
-        .body(json!({"items": items}).to_string());
-    if let Some(key) = key {
-        request = request.header("idempotency-key", key);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 #[tokio::test]
 async fn an_order_reserves_the_stock_of_every_line_or_of_none() {
@@ -147,10 +119,6 @@ async fn an_order_replayed_with_the_same_idempotency_key_is_placed_once() {
     assert_eq!(stock(&local, &product).await, (4, 6));
 }
 
-async fn act(local: &Local, who: &TestUser, order_id: &str, action: &str) -> (u16, Value) {
-    local.call_as(Some(&who.access_token), Method::POST, &format!("/api/v1/orders/{order_id}/{action}"), None).await
-}
-
 #[tokio::test]
 async fn pay_ship_deliver_and_cancel() {
     let local = Local::connect().await;
@@ -251,12 +219,4 @@ async fn buyer_and_seller_are_notified_along_the_way() {
         404,
         "not the seller's notification"
     );
-}
-
-/// The caller's unread notifications about `subject`.
-async fn unread(local: &Local, who: &TestUser, subject: &str) -> Vec<Value> {
-    let (status, body) =
-        local.call_as(Some(&who.access_token), Method::GET, "/api/v1/notifications?unread=true", None).await;
-    assert_eq!(status, 200, "{body}");
-    body["items"].as_array().unwrap().iter().filter(|n| n["subject_id"] == subject).cloned().collect()
 }

@@ -21,8 +21,8 @@ async fn own_gateway(local: &Local) -> String {
     // The template's own limits, whatever the shared devstack was started with.
     let mut stack = local.stack.clone();
     stack.parameters = template.parameters(&Default::default()).unwrap();
-    let api =
-        assemble(&template, &stack, &local.aws, &bin_dir, Output::Quiet, false, None).expect("assemble the local API");
+    let api = assemble(&template, &stack, &local.aws, &bin_dir, Output::Quiet, false, &Default::default())
+        .expect("assemble the local API");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = devstack::gateway::router(api.gateway).into_make_service_with_connect_info::<SocketAddr>();

@@ -46,9 +46,69 @@ impl UsageKeys {
 #[error("Unauthorized")]
 pub struct Unauthorized;
 
-pub struct Authorizer<S, D> {
+/// Who a Cognito access token belongs to: the token verified, and the identity record checked
+/// for revocation. The REST authorizer uses it, and so do the functions that authenticate a
+/// caller themselves (the SSE stream behind a function URL).
+pub struct Identifier<S, D> {
     pub verifier: TokenVerifier<S>,
     pub identities: D,
+}
+
+impl<S: jwks::JwksSource, D: IdentityDirectory> Identifier<S, D> {
+    pub async fn identify(&self, token: &str) -> Result<Identity, AuthError> {
+        let claims = self.verifier.verify_access_token(token).await?;
+        let record = self.identities.lookup(&claims.sub, &claims.jti).await.map_err(AuthError::Directory)?;
+        if record.jti_revoked || record.tokens_valid_after.is_some_and(|t| claims.iat < t) {
+            return Err(AuthError::Revoked);
+        }
+        let roles = claims.groups.iter().filter_map(|g| Role::from_group(g)).collect();
+        Ok(Identity {
+            user_id: claims.sub,
+            email: record.email.unwrap_or_default(),
+            roles,
+            seller_id: record.seller_id,
+        })
+    }
+}
+
+/// Where the pool's keys are: `JWKS_URL` if set; locally the emulator's; on AWS Cognito's.
+pub fn jwks_url(region: &str, pool: &str) -> String {
+    if let Ok(url) = std::env::var("JWKS_URL") {
+        return url;
+    }
+    match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(endpoint) if !endpoint.is_empty() => {
+            format!("{}/{pool}/.well-known/jwks.json", endpoint.trim_end_matches('/'))
+        }
+        _ => format!("https://cognito-idp.{region}.amazonaws.com/{pool}/.well-known/jwks.json"),
+    }
+}
+
+/// The identifier of a function's environment: `USER_POOL_ID`, `USER_POOL_CLIENT_ID`,
+/// `IDENTITIES_TABLE`.
+pub fn identifier_from_env(
+    config: &aws_config::SdkConfig,
+) -> Result<Identifier<jwks::HttpJwks, identities::DynamoIdentities>, shared::config::MissingEnv> {
+    let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| shared::config::DEFAULT_REGION.into());
+    let pool = shared::config::required_env("USER_POOL_ID")?;
+    Ok(Identifier {
+        verifier: TokenVerifier {
+            issuer: TokenVerifier::<jwks::HttpJwks>::issuer_for(&region, &pool),
+            client_id: shared::config::required_env("USER_POOL_CLIENT_ID")?,
+            jwks: jwks::JwksCache::new(
+                jwks::HttpJwks::new(jwks_url(&region, &pool)),
+                std::time::Duration::from_secs(60),
+            ),
+        },
+        identities: identities::DynamoIdentities::new(
+            aws_sdk_dynamodb::Client::new(config),
+            shared::config::required_env("IDENTITIES_TABLE")?,
+        ),
+    })
+}
+
+pub struct Authorizer<S, D> {
+    pub identifier: Identifier<S, D>,
     pub usage_keys: UsageKeys,
 }
 
@@ -63,28 +123,13 @@ impl<S: jwks::JwksSource, D: IdentityDirectory> Authorizer<S, D> {
             return Ok(self.response("anonymous", vec![method_arn], None));
         };
         let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).unwrap_or(header).trim();
-        match self.identify(token).await {
+        match self.identifier.identify(token).await {
             Ok(identity) => Ok(self.response(&identity.user_id.clone(), vec![whole_api(&method_arn)], Some(identity))),
             Err(err) => {
                 tracing::info!(reason = %err, "token refused");
                 Err(Unauthorized)
             }
         }
-    }
-
-    async fn identify(&self, token: &str) -> Result<Identity, AuthError> {
-        let claims = self.verifier.verify_access_token(token).await?;
-        let record = self.identities.lookup(&claims.sub, &claims.jti).await.map_err(AuthError::Directory)?;
-        if record.jti_revoked || record.tokens_valid_after.is_some_and(|t| claims.iat < t) {
-            return Err(AuthError::Revoked);
-        }
-        let roles = claims.groups.iter().filter_map(|g| Role::from_group(g)).collect();
-        Ok(Identity {
-            user_id: claims.sub,
-            email: record.email.unwrap_or_default(),
-            roles,
-            seller_id: record.seller_id,
-        })
     }
 
     fn response(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use authorizer::identities::{IdentityDirectory, IdentityRecord};
 use authorizer::jwks::{JwksCache, JwksSource};
 use authorizer::verify::{AuthError, TokenVerifier};
-use authorizer::{Authorizer, UsageKeys};
+use authorizer::{Authorizer, Identifier, UsageKeys};
 use aws_lambda_events::event::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
@@ -156,8 +156,7 @@ impl IdentityDirectory for Directory {
 
 fn authorizer(record: IdentityRecord) -> Authorizer<FixedJwks, Directory> {
     Authorizer {
-        verifier: verifier(),
-        identities: Directory(record),
+        identifier: Identifier { verifier: verifier(), identities: Directory(record) },
         usage_keys: UsageKeys { anonymous: "k-anon".into(), authenticated: "k-auth".into(), seller: "k-seller".into() },
     }
 }

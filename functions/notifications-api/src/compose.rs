@@ -1,7 +1,7 @@
 //! Which users an event concerns, and what each is told. Plain rules, no I/O.
 
 use serde::{Deserialize, Serialize};
-use shared::events::{Envelope, OrderCreated, OrderStatusChange, UserCreated};
+use shared::events::{Envelope, OrderCreated, OrderReturn, OrderStatusChange, UserCreated};
 
 /// One notification in one inbox: `user#<user id>` for a person, `seller#<seller id>` for a
 /// seller account (events name sellers by seller id, not by user).
@@ -10,6 +10,9 @@ pub struct Notification {
     pub inbox: String,
     /// Stable per (event, recipient): a redelivered event rewrites the same notification.
     pub id: String,
+    /// Position in the inbox, from 1, without gaps: assigned when stored. Clients resume from it.
+    #[serde(default)]
+    pub seq: u64,
     pub kind: String,
     pub title: String,
     pub body: String,
@@ -27,6 +30,23 @@ pub fn seller_inbox(seller_id: &str) -> String {
     format!("seller#{seller_id}")
 }
 
+/// Who a consumer writes for: the notification consumer serves people (and their emails), the
+/// seller-inbox consumer serves seller accounts. Each takes its share of [`notifications_for`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Users,
+    Sellers,
+}
+
+impl Audience {
+    pub fn includes(self, notification: &Notification) -> bool {
+        match self {
+            Audience::Users => notification.inbox.starts_with("user#"),
+            Audience::Sellers => notification.inbox.starts_with("seller#"),
+        }
+    }
+}
+
 fn note(event: &Envelope, inbox: String, role: &str, title: String, body: String, subject_id: &str) -> Notification {
     Notification {
         inbox,
@@ -35,6 +55,7 @@ fn note(event: &Envelope, inbox: String, role: &str, title: String, body: String
         title,
         body,
         subject_id: subject_id.to_string(),
+        seq: 0,
         read: false,
         created_at: event.timestamp,
     }
@@ -107,6 +128,55 @@ pub fn notifications_for(event: &Envelope) -> Result<Vec<Notification>, serde_js
         "order.shipped" => status("shipped", true, false),
         "order.delivered" => status("delivered", true, true),
         "order.cancelled" => status("cancelled", true, true),
+        "order.payment_reminder" => {
+            let change: OrderStatusChange = serde_json::from_value(event.data.clone())?;
+            Ok(vec![note(
+                event,
+                user_inbox(&change.buyer_id),
+                "buyer",
+                "Your order is waiting for payment".into(),
+                format!(
+                    "Order {} ({} {}) is not paid yet; unpaid orders are cancelled after a while.",
+                    change.order_id, change.total.amount, change.total.currency
+                ),
+                &change.order_id,
+            )])
+        }
+        "order.return_requested" | "order.return_approved" | "order.return_rejected" => {
+            let ret: OrderReturn = serde_json::from_value(event.data.clone())?;
+            let amount = format!("{} {}", ret.total.amount, ret.total.currency);
+            let reason = ret.reason.as_deref().map(|r| format!(" Reason: {r}")).unwrap_or_default();
+            let (buyer, seller) = match event.event_type.as_str() {
+                "order.return_requested" => (
+                    (
+                        "Return requested".to_string(),
+                        format!("You asked to return order {}. The seller decides.", ret.order_id),
+                    ),
+                    (
+                        "A buyer asks to return an order".to_string(),
+                        format!("Order {} ({amount}): approve or reject the return.{reason}", ret.order_id),
+                    ),
+                ),
+                "order.return_approved" => (
+                    ("Your return was approved".to_string(), format!("Order {}: {amount} is refunded.", ret.order_id)),
+                    (
+                        "Return approved".to_string(),
+                        format!("Order {}: {amount} refunded, stock restored.", ret.order_id),
+                    ),
+                ),
+                _ => (
+                    (
+                        "Your return was rejected".to_string(),
+                        format!("Order {}: the seller rejected the return.{reason}", ret.order_id),
+                    ),
+                    ("Return rejected".to_string(), format!("Order {}: you rejected the return.", ret.order_id)),
+                ),
+            };
+            Ok(vec![
+                note(event, user_inbox(&ret.buyer_id), "buyer", buyer.0, buyer.1, &ret.order_id),
+                note(event, seller_inbox(&ret.seller_id), "seller", seller.0, seller.1, &ret.order_id),
+            ])
+        }
         _ => Ok(vec![]),
     }
 }
@@ -145,9 +215,30 @@ mod tests {
                 buyer_id: "b1".into(),
                 seller_id: "s1".into(),
                 total: Money { amount: 5, currency: "JPY".into() },
+                lines: vec![],
             }),
         )
         .into_untyped();
         assert_eq!(notifications_for(&shipped).unwrap().len(), 1, "the seller shipped it; only the buyer is told");
+    }
+
+    #[test]
+    fn a_return_tells_both_sides_and_audiences_split_them() {
+        let ret = shared::events::OrderReturn {
+            order_id: "o1".into(),
+            buyer_id: "b1".into(),
+            seller_id: "s1".into(),
+            total: Money { amount: 5, currency: "JPY".into() },
+            lines: vec![],
+            reason: Some("cracked".into()),
+        };
+        let requested = Envelope::new("t", shared::events::OrderReturnRequested(ret)).into_untyped();
+        let out = notifications_for(&requested).unwrap();
+        assert_eq!(out.len(), 2);
+        assert!(out[1].body.contains("cracked"), "the seller sees the buyer's reason");
+        let users: Vec<_> = out.iter().filter(|n| Audience::Users.includes(n)).collect();
+        let sellers: Vec<_> = out.iter().filter(|n| Audience::Sellers.includes(n)).collect();
+        assert_eq!((users.len(), sellers.len()), (1, 1));
+        assert_eq!(users[0].inbox, "user#b1");
     }
 }

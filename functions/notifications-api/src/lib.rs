@@ -2,8 +2,53 @@
 //! account or their orders. This crate is the API (a user's notifications, marking them read) and
 //! the domain and store it shares with `notification-consumer`, which turns events from
 //! `email-notification-queue` into notifications and writes the matching emails to an outbox
-//! table rather than sending them.
+//! table rather than sending them, and with `seller-inbox-consumer`, which fills sellers' inboxes
+//! from `order-processing-queue`.
 
 pub mod api;
 pub mod compose;
+pub mod cursor;
 pub mod store;
+
+use compose::{notifications_for, Audience};
+use shared::consumer::{EventHandler, HandlerError};
+use shared::events::Envelope;
+use store::NotificationStore;
+
+/// The event handler of both notification consumers: writes an event's notifications for one
+/// audience, and queues each for live delivery to the recipient's WebSocket connections.
+pub struct Notifier<S> {
+    pub store: S,
+    pub audience: Audience,
+    /// The realtime push queue; `None` where live delivery is not wanted (unit tests).
+    pub push: Option<shared::push::PushQueue>,
+}
+
+impl<S: NotificationStore> EventHandler for Notifier<S> {
+    async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
+        let all = notifications_for(event).map_err(HandlerError::new)?;
+        for notification in all.into_iter().filter(|n| self.audience.includes(n)) {
+            let stored = self.store.save(&notification).await.map_err(HandlerError::new)?;
+            if let Some(push) = &self.push {
+                let job = shared::push::PushJob::Notification {
+                    inbox: stored.inbox.clone(),
+                    notification: serde_json::to_value(&stored).map_err(HandlerError::new)?,
+                };
+                // A redelivered event queues the same job id again: the FIFO queue drops the repeat.
+                push.enqueue(&job).await.map_err(HandlerError::new)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The whole of a notification consumer's `main`: the store and the push queue from the
+/// environment, then the SQS batch loop writing `audience`'s notifications.
+pub async fn run_consumer(audience: Audience, consumer: &'static str) -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init_logging();
+    let config = shared::config::aws_sdk_config().await;
+    let store = store::DynamoNotificationStore::from_env(&config)?;
+    let push = Some(shared::push::PushQueue::from_env(&config)?);
+    let notifier = Notifier { store, audience, push };
+    shared::consumer::run_sqs_consumer(&config, consumer, notifier).await
+}

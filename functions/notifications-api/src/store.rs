@@ -1,16 +1,30 @@
-//! Notifications (table `NotificationsTable`: hash `inbox`, range `id`) and the email outbox
-//! (table `EmailOutboxTable`, hash `id`): what a mailer would send, written instead of sending.
+//! Notifications (table `NotificationsTable`: hash `inbox`, range `id`; local index `by_seq` on
+//! `seq`) and the email outbox (table `EmailOutboxTable`, hash `id`): what a mailer would send,
+//! written instead of sending.
+//!
+//! Each inbox numbers its notifications 1, 2, 3, ... with no gaps: a counter item (`id` =
+//! [`COUNTER_ID`]) and the notification are written in one transaction, so once the counter says
+//! `n`, notifications 1..=n are all readable. That is what lets a client resume from the last
+//! number it saw (long polling, SSE `Last-Event-ID`) and miss nothing. The local index is read
+//! with strong consistency, which a global one could not offer.
 
 use std::future::Future;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 
 use crate::compose::Notification;
 use shared::store::dynamo_error as err;
 
+/// The `id` of an inbox's counter item; ids of notifications never start with `#`.
+pub const COUNTER_ID: &str = "#seq";
+pub const BY_SEQ_INDEX: &str = "by_seq";
+/// Attempts at numbering a notification when other writers to the same inbox win the race.
+const NUMBERING_ATTEMPTS: usize = 20;
+
 pub trait NotificationStore: Send + Sync {
-    /// Writes a notification and its email; rewriting the same ids changes nothing.
-    fn save(&self, notification: &Notification) -> impl Future<Output = Result<(), String>> + Send;
+    /// Numbers and writes a notification and its email; writing the same id again changes nothing.
+    /// The notification as stored (with its number).
+    fn save(&self, notification: &Notification) -> impl Future<Output = Result<Notification, String>> + Send;
     /// The notifications of some inboxes, newest first, unread only if asked.
     fn list(
         &self,
@@ -18,6 +32,15 @@ pub trait NotificationStore: Send + Sync {
         unread_only: bool,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Notification>, String>> + Send;
+    /// The notifications of one inbox numbered after `after`, oldest first.
+    fn after(
+        &self,
+        inbox: &str,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Notification>, String>> + Send;
+    /// The highest number an inbox has given (0 for an empty inbox).
+    fn last_seq(&self, inbox: &str) -> impl Future<Output = Result<u64, String>> + Send;
     /// Marks one read; `false` if the inbox has no such notification.
     fn mark_read(&self, inbox: &str, id: &str) -> impl Future<Output = Result<bool, String>> + Send;
 }
@@ -34,7 +57,7 @@ impl DynamoNotificationStore {
         DynamoNotificationStore { client, notifications, outbox }
     }
 
-    /// The store both notification functions use: tables from `NOTIFICATIONS_TABLE` and
+    /// The store the notification functions use: tables from `NOTIFICATIONS_TABLE` and
     /// `EMAIL_OUTBOX_TABLE`.
     pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, shared::config::MissingEnv> {
         Ok(DynamoNotificationStore::new(
@@ -43,25 +66,74 @@ impl DynamoNotificationStore {
             shared::config::required_env("EMAIL_OUTBOX_TABLE")?,
         ))
     }
-}
 
-impl NotificationStore for DynamoNotificationStore {
-    async fn save(&self, n: &Notification) -> Result<(), String> {
-        let item = serde_dynamo::to_item(n).map_err(|e| e.to_string())?;
-        // Keep a notification's read state if a redelivery rewrites it.
-        let result = self
-            .client
-            .put_item()
+    /// Writes `n` as number `last + 1` if the counter still says `last`. `Ok(None)` when the
+    /// notification exists already, `Err(None)` when another writer took the number.
+    async fn write_numbered(&self, n: &Notification, last: u64) -> Result<Option<()>, Option<String>> {
+        let numbered = Notification { seq: last + 1, ..n.clone() };
+        let item = serde_dynamo::to_item(&numbered).map_err(|e| Some(e.to_string()))?;
+        let mut counter = Update::builder()
+            .table_name(&self.notifications)
+            .key("inbox", AttributeValue::S(n.inbox.clone()))
+            .key("id", AttributeValue::S(COUNTER_ID.into()))
+            .update_expression("SET last_seq = :next")
+            .expression_attribute_values(":next", AttributeValue::N((last + 1).to_string()));
+        counter = if last == 0 {
+            counter.condition_expression("attribute_not_exists(last_seq)")
+        } else {
+            counter
+                .condition_expression("last_seq = :last")
+                .expression_attribute_values(":last", AttributeValue::N(last.to_string()))
+        };
+        let put = Put::builder()
             .table_name(&self.notifications)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(id)")
+            .build()
+            .map_err(|e| Some(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder().update(counter.build().map_err(|e| Some(e.to_string()))?).build(),
+            )
+            .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
             .await;
-        match result {
-            Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => return Ok(()),
-            Err(e) => return Err(err(e)),
+        let Err(e) = result else { return Ok(Some(())) };
+        let reasons: Vec<Option<String>> = match e.as_service_error() {
+            Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t)) => {
+                t.cancellation_reasons().iter().map(|r| r.code().map(str::to_string)).collect()
+            }
+            _ => return Err(Some(err(e))),
+        };
+        let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed");
+        if failed(1) {
+            Ok(None)
+        } else if failed(0) {
+            Err(None)
+        } else {
+            Err(Some(format!("transaction cancelled: {reasons:?}")))
         }
+    }
+
+    async fn stored(&self, inbox: &str, id: &str) -> Result<Notification, String> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.notifications)
+            .key("inbox", AttributeValue::S(inbox.into()))
+            .key("id", AttributeValue::S(id.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(err)?
+            .item
+            .ok_or_else(|| format!("notification {inbox}/{id} vanished"))?;
+        serde_dynamo::from_item(item).map_err(|e| e.to_string())
+    }
+
+    async fn write_email(&self, n: &Notification) -> Result<(), String> {
         self.client
             .put_item()
             .table_name(&self.outbox)
@@ -76,41 +148,83 @@ impl NotificationStore for DynamoNotificationStore {
             .map_err(err)?;
         Ok(())
     }
+}
+
+impl NotificationStore for DynamoNotificationStore {
+    async fn save(&self, n: &Notification) -> Result<Notification, String> {
+        for _ in 0..NUMBERING_ATTEMPTS {
+            let last = self.last_seq(&n.inbox).await?;
+            match self.write_numbered(n, last).await {
+                Ok(Some(())) => {
+                    self.write_email(n).await?;
+                    return Ok(Notification { seq: last + 1, ..n.clone() });
+                }
+                // A redelivery: the notification (and its read state) stays as it is.
+                Ok(None) => return self.stored(&n.inbox, &n.id).await,
+                Err(None) => tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(5..25))).await,
+                Err(Some(e)) => return Err(e),
+            }
+        }
+        Err(format!("inbox {} is too busy to number a notification; retrying later", n.inbox))
+    }
 
     async fn list(&self, inboxes: &[String], unread_only: bool, limit: usize) -> Result<Vec<Notification>, String> {
         let mut all = Vec::new();
         for inbox in inboxes {
-            let mut request = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.notifications)
+                .index_name(BY_SEQ_INDEX)
                 .key_condition_expression("inbox = :inbox")
                 .expression_attribute_values(":inbox", AttributeValue::S(inbox.clone()))
+                .scan_index_forward(false)
                 .consistent_read(true);
             if unread_only {
-                request = request
+                query = query
                     .filter_expression("#read = :no")
                     .expression_attribute_names("#read", "read")
                     .expression_attribute_values(":no", AttributeValue::Bool(false));
             }
-            let mut start = None;
-            loop {
-                let page = request.clone().set_exclusive_start_key(start).send().await.map_err(err)?;
-                for item in page.items.unwrap_or_default() {
-                    all.push(serde_dynamo::from_item::<_, Notification>(item).map_err(|e| e.to_string())?);
-                }
-                match page.last_evaluated_key {
-                    Some(k) => start = Some(k),
-                    None => break,
-                }
-            }
+            all.extend(shared::store::query_as::<Notification>(query, limit).await?);
         }
-        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.seq.cmp(&a.seq)));
         all.truncate(limit);
         Ok(all)
     }
 
+    async fn after(&self, inbox: &str, after: u64, limit: usize) -> Result<Vec<Notification>, String> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.notifications)
+            .index_name(BY_SEQ_INDEX)
+            .key_condition_expression("inbox = :inbox AND seq > :after")
+            .expression_attribute_values(":inbox", AttributeValue::S(inbox.into()))
+            .expression_attribute_values(":after", AttributeValue::N(after.to_string()))
+            .consistent_read(true);
+        shared::store::query_as(query, limit).await
+    }
+
+    async fn last_seq(&self, inbox: &str) -> Result<u64, String> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.notifications)
+            .key("inbox", AttributeValue::S(inbox.into()))
+            .key("id", AttributeValue::S(COUNTER_ID.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(err)?
+            .item;
+        Ok(item.and_then(|i| i.get("last_seq").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())).unwrap_or(0))
+    }
+
     async fn mark_read(&self, inbox: &str, id: &str) -> Result<bool, String> {
+        if id.starts_with('#') {
+            return Ok(false);
+        }
         let result = self
             .client
             .update_item()

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,17 +11,16 @@ use axum::{Json, Router};
 use shared::auth::Identity;
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
-use shared::events::{
-    Envelope, EventPublisher, OrderCancelled, OrderCreated, OrderDelivered, OrderPaid, OrderShipped, OrderStatusChange,
-};
+use shared::events::{Envelope, EventPublisher, OrderCreated};
 use shared::http::{request_ids, route_not_found, JsonBody};
 use shared::resilience::CallError;
 use shared::services::{lookup_error, LookupError, ProductsClient};
 
-use crate::domain::{price_order, Action, Order, OrderStatus, PlaceOrder};
-use crate::store::{IdempotencyRecord, OrderStore, PlaceError, TransitionError};
+use crate::domain::{price_order, Action, Order, PlaceOrder};
+use crate::lifecycle::change_status;
+use crate::store::{IdempotencyRecord, OrderStore, PlaceError};
 
-pub const SOURCE: &str = "orders-api";
+pub use crate::lifecycle::SOURCE;
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 pub struct OrdersService<S, P> {
@@ -95,16 +95,7 @@ async fn place_order<S: OrderStore, P: EventPublisher>(
     }
     let (lines, total) = price_order(&request, &products)?;
     let now = chrono::Utc::now();
-    let order = Order {
-        id: uuid::Uuid::now_v7().to_string(),
-        buyer_id: buyer.user_id.clone(),
-        seller_id: lines[0].seller_id.clone(),
-        lines,
-        total,
-        status: OrderStatus::PendingPayment,
-        created_at: now,
-        updated_at: now,
-    };
+    let order = Order::pending_payment(&buyer.user_id, lines, total, now);
     let body = serde_json::to_string(&order).map_err(ApiError::internal)?;
     let record = IdempotencyRecord { fingerprint: fingerprint.clone(), order_id: order.id.clone(), status: 201, body };
 
@@ -169,73 +160,55 @@ fn visible_to(me: &Identity, order: &Order) -> bool {
         || me.seller_id.as_deref() == Some(order.seller_id.as_str())
 }
 
-/// Who may take an action: the buyer pays and cancels (an admin may cancel too), the seller ships
-/// and delivers.
+/// Who may take an action: the buyer pays, cancels and asks for a return (an admin may cancel
+/// too); the seller ships, delivers and decides on returns.
 fn may(identity: &Identity, order: &Order, action: Action) -> bool {
     let is_buyer = order.buyer_id == identity.user_id;
     let is_seller = identity.seller_id.as_deref() == Some(order.seller_id.as_str());
     match action {
         Action::Pay => is_buyer,
         Action::Cancel => is_buyer || identity.has_role(Role::Admin),
-        Action::Ship | Action::Deliver => is_seller,
+        Action::Ship | Action::Deliver | Action::ApproveReturn | Action::RejectReturn => is_seller,
+        Action::RequestReturn => is_buyer,
     }
 }
 
-fn status_event(action: Action, order: &Order) -> shared::events::Envelope {
-    let change = OrderStatusChange {
-        order_id: order.id.clone(),
-        buyer_id: order.buyer_id.clone(),
-        seller_id: order.seller_id.clone(),
-        total: order.total.clone(),
-    };
-    match action {
-        Action::Pay => Envelope::new(SOURCE, OrderPaid(change)).into_untyped(),
-        Action::Ship => Envelope::new(SOURCE, OrderShipped(change)).into_untyped(),
-        Action::Deliver => Envelope::new(SOURCE, OrderDelivered(change)).into_untyped(),
-        Action::Cancel => Envelope::new(SOURCE, OrderCancelled(change)).into_untyped(),
-    }
+/// Optional body of an order action: the reason of a return request (required) or rejection.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    #[serde(default)]
+    reason: Option<String>,
 }
 
-/// `POST /api/v1/orders/{id}/pay|ship|deliver|cancel`. Payment is simulated: it always succeeds.
+/// `POST /api/v1/orders/{id}/{action}`: pay, ship, deliver, cancel, request-return,
+/// approve-return, reject-return. Payment and refunds are simulated: they always succeed.
 async fn change_order<S: OrderStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,
     Path((id, action)): Path<(String, String)>,
+    body: Bytes,
 ) -> Result<Json<Order>, ApiError> {
     let me = caller.identity()?.clone();
     let Some(action) = Action::parse(&action) else {
         return Err(ApiError::new(
             ErrorCode::NotFound,
-            format!("no order action {action}; use pay, ship, deliver or cancel"),
+            format!(
+                "no order action {action}; use pay, ship, deliver, cancel, request-return, approve-return or reject-return"
+            ),
         ));
+    };
+    let body: ActionBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ActionBody::default()
+    } else {
+        shared::http::decode_json(&body)?
     };
     let order = service.store.get(&id).await.map_err(ApiError::unavailable)?;
     let order = order.filter(|o| visible_to(&me, o)).ok_or_else(|| ApiError::not_found("order", &id))?;
     if !may(&me, &order, action) {
         return Err(ApiError::new(ErrorCode::Forbidden, format!("you may not {} this order", action.as_str())));
     }
-    let Some(next) = action.next(order.status) else {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("an order that is {} cannot be {}", order.status.as_str(), action.as_str()),
-        )
-        .with_detail("status", order.status.as_str())
-        .with_detail("action", action.as_str()));
-    };
-    match service.store.transition(&order, order.status, next, action.stock_move(), false).await {
-        Ok(()) => {}
-        Err(TransitionError::Conflict) => {
-            return Err(ApiError::new(ErrorCode::Conflict, "the order changed meanwhile; read it again")
-                .with_detail("action", action.as_str()))
-        }
-        Err(TransitionError::Unavailable(cause)) => return Err(ApiError::unavailable(cause)),
-    }
-    if let Err(err) = service.publisher.publish(&status_event(action, &order)).await {
-        if let Err(undo) = service.store.transition(&order, next, order.status, action.stock_move(), true).await {
-            tracing::error!(order_id = %order.id, error = %undo, "could not undo a status change whose event was not published");
-        }
-        return Err(ApiError::unavailable(err));
-    }
-    tracing::info!(order_id = %order.id, from = order.status.as_str(), to = next.as_str(), "order status changed");
-    Ok(Json(Order { status: next, updated_at: chrono::Utc::now(), ..order }))
+    let after = action.apply(&order, body.reason, chrono::Utc::now())?;
+    change_status(&service.store, &service.publisher, &order, &after, action).await?;
+    Ok(Json(after))
 }

@@ -21,6 +21,38 @@ pub struct Order {
     pub status: OrderStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the unpaid-orders job reminded the buyer to pay (once per order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminded_at: Option<DateTime<Utc>>,
+    /// The buyer's reason for asking to return the order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_reason: Option<String>,
+    /// The seller's reason for rejecting the return.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection_reason: Option<String>,
+    /// What was paid back when the seller approved the return.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded: Option<Money>,
+}
+
+impl Order {
+    /// A new order of `buyer_id`'s, awaiting payment; its seller is its lines' (one per order).
+    pub fn pending_payment(buyer_id: &str, lines: Vec<OrderLine>, total: Money, now: DateTime<Utc>) -> Order {
+        Order {
+            id: uuid::Uuid::now_v7().to_string(),
+            buyer_id: buyer_id.to_string(),
+            seller_id: lines.first().map(|l| l.seller_id.clone()).unwrap_or_default(),
+            lines,
+            total,
+            status: OrderStatus::PendingPayment,
+            created_at: now,
+            updated_at: now,
+            reminded_at: None,
+            return_reason: None,
+            rejection_reason: None,
+            refunded: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,6 +66,12 @@ pub enum OrderStatus {
     Delivered,
     /// Cancelled before payment: the reserved stock is available again.
     Cancelled,
+    /// Delivered, and the buyer asked to return it; the seller decides.
+    ReturnRequested,
+    /// The seller approved the return: the total was refunded and the units are back in stock.
+    Refunded,
+    /// The seller rejected the return: the order stands as delivered.
+    ReturnRejected,
 }
 
 impl OrderStatus {
@@ -44,6 +82,9 @@ impl OrderStatus {
             OrderStatus::Shipped => "shipped",
             OrderStatus::Delivered => "delivered",
             OrderStatus::Cancelled => "cancelled",
+            OrderStatus::ReturnRequested => "return_requested",
+            OrderStatus::Refunded => "refunded",
+            OrderStatus::ReturnRejected => "return_rejected",
         }
     }
 }
@@ -56,6 +97,8 @@ pub enum StockMove {
     Sell,
     /// Cancellation: reserved units are available again.
     Release,
+    /// Approved return: sold units come back on the shelf.
+    Restock,
 }
 
 impl StockMove {
@@ -65,6 +108,7 @@ impl StockMove {
             StockMove::None => (0, 0),
             StockMove::Sell => (0, -quantity),
             StockMove::Release => (quantity, -quantity),
+            StockMove::Restock => (quantity, 0),
         }
     }
 }
@@ -76,6 +120,9 @@ pub enum Action {
     Ship,
     Deliver,
     Cancel,
+    RequestReturn,
+    ApproveReturn,
+    RejectReturn,
 }
 
 impl Action {
@@ -85,6 +132,9 @@ impl Action {
             "ship" => Some(Action::Ship),
             "deliver" => Some(Action::Deliver),
             "cancel" => Some(Action::Cancel),
+            "request-return" => Some(Action::RequestReturn),
+            "approve-return" => Some(Action::ApproveReturn),
+            "reject-return" => Some(Action::RejectReturn),
             _ => None,
         }
     }
@@ -95,6 +145,9 @@ impl Action {
             Action::Ship => "ship",
             Action::Deliver => "deliver",
             Action::Cancel => "cancel",
+            Action::RequestReturn => "request-return",
+            Action::ApproveReturn => "approve-return",
+            Action::RejectReturn => "reject-return",
         }
     }
 
@@ -105,6 +158,9 @@ impl Action {
             (Action::Ship, OrderStatus::Paid) => Some(OrderStatus::Shipped),
             (Action::Deliver, OrderStatus::Shipped) => Some(OrderStatus::Delivered),
             (Action::Cancel, OrderStatus::PendingPayment) => Some(OrderStatus::Cancelled),
+            (Action::RequestReturn, OrderStatus::Delivered) => Some(OrderStatus::ReturnRequested),
+            (Action::ApproveReturn, OrderStatus::ReturnRequested) => Some(OrderStatus::Refunded),
+            (Action::RejectReturn, OrderStatus::ReturnRequested) => Some(OrderStatus::ReturnRejected),
             _ => None,
         }
     }
@@ -113,10 +169,52 @@ impl Action {
         match self {
             Action::Pay => StockMove::Sell,
             Action::Cancel => StockMove::Release,
-            Action::Ship | Action::Deliver => StockMove::None,
+            Action::ApproveReturn => StockMove::Restock,
+            Action::Ship | Action::Deliver | Action::RequestReturn | Action::RejectReturn => StockMove::None,
+        }
+    }
+
+    /// The order as it is after the action: new status, and what the action records.
+    pub fn apply(self, order: &Order, reason: Option<String>, now: DateTime<Utc>) -> Result<Order, ApiError> {
+        let next = self.next(order.status).ok_or_else(|| {
+            ApiError::new(
+                shared::ErrorCode::Conflict,
+                format!("an order that is {} cannot be {}", order.status.as_str(), self.past_tense()),
+            )
+            .with_detail("status", order.status.as_str())
+            .with_detail("action", self.as_str())
+        })?;
+        let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+        if reason.as_ref().is_some_and(|r| r.chars().count() > MAX_REASON_LEN) {
+            return Err(ApiError::invalid_field("reason", "must be at most 1000 characters"));
+        }
+        let mut after = Order { status: next, updated_at: now, ..order.clone() };
+        match self {
+            Action::RequestReturn => {
+                after.return_reason =
+                    Some(reason.ok_or_else(|| ApiError::invalid_field("reason", "say why the order goes back"))?);
+            }
+            Action::RejectReturn => after.rejection_reason = reason,
+            Action::ApproveReturn => after.refunded = Some(order.total.clone()),
+            _ => {}
+        }
+        Ok(after)
+    }
+
+    fn past_tense(self) -> &'static str {
+        match self {
+            Action::Pay => "paid",
+            Action::Ship => "shipped",
+            Action::Deliver => "delivered",
+            Action::Cancel => "cancelled",
+            Action::RequestReturn => "returned",
+            Action::ApproveReturn => "refunded",
+            Action::RejectReturn => "refused a return",
         }
     }
 }
+
+pub const MAX_REASON_LEN: usize = 1000;
 
 /// `POST /api/v1/orders`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -266,6 +364,30 @@ mod tests {
         }
         assert_eq!(Action::Cancel.stock_move().deltas(2), (2, -2));
         assert_eq!(Action::Pay.stock_move().deltas(2), (0, -2));
+        assert_eq!(Action::RequestReturn.next(Delivered), Some(ReturnRequested));
+        assert_eq!(Action::ApproveReturn.next(ReturnRequested), Some(Refunded));
+        assert_eq!(Action::RejectReturn.next(ReturnRequested), Some(ReturnRejected));
+        assert_eq!(Action::RequestReturn.next(Shipped), None, "only a delivered order goes back");
+        assert_eq!(Action::ApproveReturn.next(ReturnRejected), None);
+        assert_eq!(Action::ApproveReturn.stock_move().deltas(2), (2, 0));
+        assert_eq!(Action::RejectReturn.stock_move(), StockMove::None);
+    }
+
+    #[test]
+    fn returns_record_reason_and_refund() {
+        let (lines, total) =
+            price_order(&PlaceOrder { items: vec![item("a", 2)] }, &[product("a", 100, "JPY")]).unwrap();
+        let now = Utc::now();
+        let delivered = Order { status: OrderStatus::Delivered, ..Order::pending_payment("b", lines, total, now) };
+        let err = Action::RequestReturn.apply(&delivered, Some("  ".into()), now).unwrap_err();
+        assert_eq!(err.details["field"], "reason");
+        let requested = Action::RequestReturn.apply(&delivered, Some("broken".into()), now).unwrap();
+        assert_eq!(requested.return_reason.as_deref(), Some("broken"));
+        let refunded = Action::ApproveReturn.apply(&requested, None, now).unwrap();
+        assert_eq!(refunded.refunded, Some(Money { amount: 200, currency: "JPY".into() }));
+        let rejected = Action::RejectReturn.apply(&requested, Some("used".into()), now).unwrap();
+        assert_eq!((rejected.status, rejected.refunded.clone()), (OrderStatus::ReturnRejected, None));
+        assert_eq!(Action::ApproveReturn.apply(&rejected, None, now).unwrap_err().code, shared::ErrorCode::Conflict);
     }
 
     #[test]

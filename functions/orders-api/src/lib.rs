@@ -2,10 +2,12 @@
 //! (existence, price) through a resilient client, and its stock is reserved in the same DynamoDB
 //! transaction that stores the order, so an order exists exactly when its stock is held.
 //!
-//! `domain` holds the order and its rules; `store` the transaction; `api` the routes.
+//! `domain` holds the order and its rules; `store` the transactions; `lifecycle` a status change
+//! with its event; `api` the routes.
 
 pub mod api;
 pub mod domain;
+pub mod lifecycle;
 pub mod store;
 
 pub use api::{router, OrdersService};

@@ -16,6 +16,9 @@ use crate::domain::{Order, OrderStatus, StockMove};
 pub struct IdempotencyRecord {
     pub fingerprint: String,
     pub order_id: String,
+    /// The HTTP status of the first answer. Stored as `http_status`: `status` is the key of the
+    /// `by_status` index, where DynamoDB refuses a number.
+    #[serde(rename = "http_status")]
     pub status: u16,
     pub body: String,
 }
@@ -48,15 +51,25 @@ pub trait OrderStore: Send + Sync {
     /// Undoes [`OrderStore::place`]: removes the order and its key, releases its stock.
     fn unplace(&self, order: &Order, idempotency_key: Option<&str>) -> impl Future<Output = Result<(), String>> + Send;
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<Order>, String>> + Send;
-    /// Moves the order from `from` to `to` and applies `stock` to every line, in one transaction.
+    /// Replaces `before` by `after` (status and what the change records) if the order is still in
+    /// `before`'s status, and applies `stock` to every line (reversed when `undo`), in one
+    /// transaction.
     fn transition(
         &self,
-        order: &Order,
-        from: OrderStatus,
-        to: OrderStatus,
+        before: &Order,
+        after: &Order,
         stock: StockMove,
         undo: bool,
     ) -> impl Future<Output = Result<(), TransitionError>> + Send;
+    /// Unpaid orders placed before `cutoff`, oldest first, at most `limit`.
+    fn unpaid_before(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Order>, String>> + Send;
+    /// Records that the buyer was reminded; false if the order was reminded already or is no
+    /// longer unpaid.
+    fn mark_reminded(&self, order_id: &str) -> impl Future<Output = Result<bool, String>> + Send;
     fn idempotency(
         &self,
         buyer_id: &str,
@@ -120,6 +133,10 @@ fn order_key(id: &str) -> AttributeValue {
 fn idem_key(buyer_id: &str, key: &str) -> AttributeValue {
     AttributeValue::S(format!("idem#{buyer_id}#{key}"))
 }
+
+/// Orders by status and placing time (`status`, `created_at`); idempotency records, which have
+/// no status, stay out of it.
+pub const BY_STATUS_INDEX: &str = "by_status";
 
 /// Idempotency records outlive any sensible client retry.
 const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 3600;
@@ -209,26 +226,53 @@ impl OrderStore for DynamoOrderStore {
 
     async fn transition(
         &self,
-        order: &Order,
-        from: OrderStatus,
-        to: OrderStatus,
+        before: &Order,
+        after: &Order,
         stock: StockMove,
         undo: bool,
     ) -> Result<(), TransitionError> {
-        let update = Update::builder()
+        let unavailable = |e: String| TransitionError::Unavailable(e);
+        let mut update = Update::builder()
             .table_name(&self.orders)
-            .key("pk", order_key(&order.id))
-            .update_expression("SET #status = :to, updated_at = :now")
+            .key("pk", order_key(&before.id))
             .condition_expression("#status = :from")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":to", AttributeValue::S(to.as_str().into()))
-            .expression_attribute_values(":from", AttributeValue::S(from.as_str().into()))
-            .expression_attribute_values(":now", AttributeValue::S(chrono::Utc::now().to_rfc3339()))
-            .build()
-            .map_err(|e| TransitionError::Unavailable(e.to_string()))?;
+            .expression_attribute_values(":to", AttributeValue::S(after.status.as_str().into()))
+            .expression_attribute_values(":from", AttributeValue::S(before.status.as_str().into()))
+            .expression_attribute_values(":now", AttributeValue::S(after.updated_at.to_rfc3339()));
+        // What a change records is set when present and removed when not (an undo puts it back).
+        let mut set = vec!["#status = :to".to_string(), "updated_at = :now".to_string()];
+        let mut remove = Vec::new();
+        let recorded = [
+            ("return_reason", after.return_reason.as_ref().map(|r| AttributeValue::S(r.clone()))),
+            ("rejection_reason", after.rejection_reason.as_ref().map(|r| AttributeValue::S(r.clone()))),
+            (
+                "refunded",
+                after
+                    .refunded
+                    .as_ref()
+                    .map(serde_dynamo::to_attribute_value)
+                    .transpose()
+                    .map_err(|e| unavailable(e.to_string()))?,
+            ),
+        ];
+        for (name, value) in recorded {
+            match value {
+                Some(v) => {
+                    set.push(format!("{name} = :{name}"));
+                    update = update.expression_attribute_values(format!(":{name}"), v);
+                }
+                None => remove.push(name),
+            }
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let update = update.update_expression(expression).build().map_err(|e| unavailable(e.to_string()))?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         if stock != StockMove::None {
-            for line in &order.lines {
+            for line in &before.lines {
                 let (a, r) = stock.deltas(line.quantity);
                 let deltas = if undo { (-a, -r) } else { (a, r) };
                 items.push(self.stock_change(&line.product_id, deltas, None).map_err(TransitionError::Unavailable)?);
@@ -243,31 +287,61 @@ impl OrderStore for DynamoOrderStore {
         }
     }
 
-    async fn get(&self, id: &str) -> Result<Option<Order>, String> {
-        let item = self
+    async fn unpaid_before(&self, cutoff: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<Order>, String> {
+        let query = self
             .client
-            .get_item()
+            .query()
             .table_name(&self.orders)
-            .key("pk", order_key(id))
-            .consistent_read(true)
+            .index_name(BY_STATUS_INDEX)
+            .key_condition_expression("#status = :unpaid AND created_at < :cutoff")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":unpaid", AttributeValue::S(OrderStatus::PendingPayment.as_str().into()))
+            .expression_attribute_values(":cutoff", AttributeValue::S(cutoff.to_rfc3339()));
+        shared::store::query_as(query, limit).await
+    }
+
+    async fn mark_reminded(&self, order_id: &str) -> Result<bool, String> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.orders)
+            .key("pk", order_key(order_id))
+            .update_expression("SET reminded_at = :now")
+            .condition_expression("#status = :unpaid AND attribute_not_exists(reminded_at)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":unpaid", AttributeValue::S(OrderStatus::PendingPayment.as_str().into()))
+            .expression_attribute_values(":now", AttributeValue::S(chrono::Utc::now().to_rfc3339()))
             .send()
-            .await
-            .map_err(shared::store::dynamo_error)?
-            .item;
-        item.map(|i| serde_dynamo::from_item(i).map_err(|e| e.to_string())).transpose()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(shared::store::dynamo_error(e)),
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Order>, String> {
+        shared::store::get_as(self.client.get_item().table_name(&self.orders).key("pk", order_key(id))).await
     }
 
     async fn idempotency(&self, buyer_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, String> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.orders)
-            .key("pk", idem_key(buyer_id, key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(shared::store::dynamo_error)?
-            .item;
-        item.map(|i| serde_dynamo::from_item(i).map_err(|e| e.to_string())).transpose()
+        shared::store::get_as(self.client.get_item().table_name(&self.orders).key("pk", idem_key(buyer_id, key))).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_records_stay_out_of_the_status_index() {
+        // DynamoDB rejects an item whose index key has the wrong type: `status` must be absent.
+        let record =
+            IdempotencyRecord { fingerprint: "f".into(), order_id: "o".into(), status: 201, body: "{}".into() };
+        let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&record).unwrap();
+        assert!(!item.contains_key("status"));
+        assert_eq!(item["http_status"], AttributeValue::N("201".into()));
+        let back: IdempotencyRecord = serde_dynamo::from_item(item).unwrap();
+        assert_eq!(back, record);
     }
 }

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use shared::events::{Envelope, EventPublisher, ProductCreated, ProductDeleted, ProductOutOfStock, ProductUpdated};
 use shared::Money;
 
+pub use shared::http::Page;
+
 use crate::store::{ProductStore, StoreError};
 
 /// The name this service publishes events under.
@@ -22,8 +24,46 @@ pub struct Product {
     pub status: ProductStatus,
     /// Incremented on every change; the basis of optimistic concurrency.
     pub version: u64,
+    /// Approved reviews (seed 003's counts), kept by `catalog-consumer`.
+    #[serde(default)]
+    pub rating: Rating,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The approved reviews of a product: how many, and their average stars.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rating {
+    pub count: u64,
+    /// Sum of the stars, so that the average stays exact as reviews arrive.
+    pub total_stars: u64,
+    /// `total_stars / count`, rounded to two decimals; 0 without reviews.
+    pub average: f64,
+}
+
+impl Product {
+    /// `product.updated` for this version of the product.
+    pub fn updated_event(&self) -> ProductUpdated {
+        ProductUpdated {
+            product_id: self.id.clone(),
+            seller_id: self.seller_id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            category: self.category.clone(),
+            price: self.price.clone(),
+            stock_quantity: self.stock.available,
+            version: self.version,
+        }
+    }
+}
+
+impl Rating {
+    pub fn with_review(self, stars: u8) -> Rating {
+        let count = self.count + 1;
+        let total_stars = self.total_stars + u64::from(stars);
+        let average = (total_stars as f64 / count as f64 * 100.0).round() / 100.0;
+        Rating { count, total_stars, average }
+    }
 }
 
 /// Units on hand: `available` can be ordered, `reserved` is held by unpaid orders.
@@ -128,6 +168,7 @@ impl<S: ProductStore, P: EventPublisher> ProductService<S, P> {
             stock: Stock { available: input.stock_quantity, reserved: 0 },
             status: ProductStatus::Active,
             version: 1,
+            rating: Rating::default(),
             created_at: now,
             updated_at: now,
         };
@@ -234,22 +275,7 @@ impl<S: ProductStore, P: EventPublisher> ProductService<S, P> {
                 .into_untyped(),
             );
         } else {
-            events.push(
-                Envelope::new(
-                    SOURCE,
-                    ProductUpdated {
-                        product_id: next.id.clone(),
-                        seller_id: next.seller_id.clone(),
-                        name: next.name.clone(),
-                        description: next.description.clone(),
-                        category: next.category.clone(),
-                        price: next.price.clone(),
-                        stock_quantity: next.stock.available,
-                        version: next.version,
-                    },
-                )
-                .into_untyped(),
-            );
+            events.push(Envelope::new(SOURCE, next.updated_event()).into_untyped());
             if next.stock.available == 0 && current.stock.available > 0 {
                 events.push(
                     Envelope::new(
@@ -325,20 +351,10 @@ fn default_page_size() -> u32 {
     20
 }
 
-pub const MAX_PAGE_SIZE: u32 = 100;
-
 impl ListQuery {
     fn validate(&self) -> Result<(), ProductError> {
-        if self.page == 0 {
-            return Err(ProductError::Invalid { field: "page".into(), reason: "pages start at 1".into() });
-        }
-        if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
-            return Err(ProductError::Invalid {
-                field: "page_size".into(),
-                reason: "must be between 1 and 100".into(),
-            });
-        }
-        Ok(())
+        shared::http::check_page(self.page, self.page_size)
+            .map_err(|(field, reason)| ProductError::Invalid { field: field.into(), reason: reason.into() })
     }
 }
 
@@ -349,25 +365,6 @@ pub enum SortBy {
     CreatedAt,
     Price,
     Name,
-}
-
-/// Seed 001 `PageResponse` with the items of the page.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub total_items: u64,
-    pub total_pages: u64,
-    pub current_page: u32,
-    pub page_size: u32,
-}
-
-impl<T> Page<T> {
-    pub fn of(all: Vec<T>, page: u32, page_size: u32) -> Page<T> {
-        let total_items = all.len() as u64;
-        let total_pages = total_items.div_ceil(page_size as u64);
-        let items = all.into_iter().skip((page as usize - 1) * page_size as usize).take(page_size as usize).collect();
-        Page { items, total_items, total_pages, current_page: page, page_size }
-    }
 }
 
 #[cfg(test)]

@@ -51,17 +51,10 @@ impl ProfileStore for DynamoProfileStore {
     }
 
     async fn get(&self, user_id: &str) -> Result<Option<Profile>, String> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("user_id", AttributeValue::S(user_id.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(err)?
-            .item;
-        item.map(|i| serde_dynamo::from_item(i).map_err(|e| e.to_string())).transpose()
+        shared::store::get_as(
+            self.client.get_item().table_name(&self.table).key("user_id", AttributeValue::S(user_id.into())),
+        )
+        .await
     }
 
     async fn update(&self, user_id: &str, update: &ProfileUpdate) -> Result<Option<Profile>, String> {

@@ -1,5 +1,5 @@
 //! The functions of the template as devstack runs them: binary, environment, limits, and the
-//! API routes and SQS event sources that trigger them.
+//! API routes, SQS event sources and schedules that trigger them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,15 @@ pub struct FunctionSpec {
     pub max_concurrency: usize,
     pub routes: Vec<ApiRoute>,
     pub queues: Vec<SqsSource>,
+    pub schedules: Vec<ScheduleSource>,
+    /// `FunctionUrlConfig`: devstack serves the function at a URL of its own.
+    pub function_url: Option<FunctionUrl>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionUrl {
+    /// `RESPONSE_STREAM` passes the function's response stream on as it comes.
+    pub streaming: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +61,57 @@ pub struct SqsSource {
     pub batch_size: i32,
     pub report_batch_item_failures: bool,
     pub enabled: bool,
+}
+
+/// A `Schedule` event source (an EventBridge rule): the function is invoked every `every`.
+#[derive(Debug, Clone)]
+pub struct ScheduleSource {
+    pub event_name: String,
+    pub expression: String,
+    pub every: Duration,
+    /// The rule's `Input`: sent as the event instead of the scheduled event, as EventBridge does.
+    pub input: Option<Value>,
+    pub enabled: bool,
+}
+
+impl ScheduleSource {
+    /// What the function receives: the rule's input, else an EventBridge `Scheduled Event`.
+    pub fn event(&self, spec: &FunctionSpec, region: &str, account_id: &str) -> Value {
+        if let Some(input) = &self.input {
+            return input.clone();
+        }
+        serde_json::json!({
+            "version": "0",
+            "id": uuid::Uuid::new_v4().to_string(),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": account_id,
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "region": region,
+            "resources": [format!("arn:aws:events:{region}:{account_id}:rule/{}-{}", spec.name, self.event_name)],
+            "detail": {},
+        })
+    }
+}
+
+/// Parses `rate(N minute[s]|hour[s]|day[s])`. Cron expressions are refused: devstack does not
+/// run them, and says so rather than silently never invoking the function.
+pub fn parse_rate(expression: &str) -> Result<Duration> {
+    let inner = expression
+        .trim()
+        .strip_prefix("rate(")
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| anyhow!("schedule {expression:?}: devstack runs rate(...) expressions only, not cron"))?;
+    let (n, unit) =
+        inner.trim().split_once(' ').ok_or_else(|| anyhow!("schedule {expression:?}: expected rate(N unit)"))?;
+    let n: u64 = n.parse().map_err(|_| anyhow!("schedule {expression:?}: {n} is not a whole number"))?;
+    let seconds = match (n, unit.trim()) {
+        (1, "minute") | (2.., "minutes") => 60,
+        (1, "hour") | (2.., "hours") => 3600,
+        (1, "day") | (2.., "days") => 86_400,
+        _ => bail!("schedule {expression:?}: the unit must be minute(s), hour(s) or day(s), singular for 1"),
+    };
+    Ok(Duration::from_secs(n * seconds))
 }
 
 const DEFAULT_MAX_CONCURRENCY: usize = 8;
@@ -109,7 +169,17 @@ pub fn function_specs(template: &Template, stack: &Stack, bin_dir: &Path) -> Res
             max_concurrency: number("ReservedConcurrentExecutions", DEFAULT_MAX_CONCURRENCY as u64)?.max(1) as usize,
             routes: Vec::new(),
             queues: Vec::new(),
+            schedules: Vec::new(),
+            function_url: None,
         };
+        if let Some(url) = props.get("FunctionUrlConfig") {
+            let auth = url.get("AuthType").map(scalar_string).transpose()?.unwrap_or_default();
+            if auth != "NONE" {
+                bail!("{id}: devstack serves function URLs with AuthType NONE only (the function authenticates callers itself), not {auth:?}");
+            }
+            let mode = url.get("InvokeMode").map(scalar_string).transpose()?.unwrap_or_else(|| "BUFFERED".into());
+            spec.function_url = Some(FunctionUrl { streaming: mode == "RESPONSE_STREAM" });
+        }
         for (event_name, event) in props.get("Events").and_then(Value::as_object).into_iter().flatten() {
             let ep = &event["Properties"];
             match event["Type"].as_str().unwrap_or_default() {
@@ -140,6 +210,27 @@ pub fn function_specs(template: &Template, stack: &Stack, bin_dir: &Path) -> Res
                             .unwrap_or(10),
                         report_batch_item_failures: report,
                         enabled: ep.get("Enabled").is_none_or(|e| e != false && e != "false"),
+                    });
+                }
+                kind @ ("Schedule" | "ScheduleV2") => {
+                    let key = if kind == "Schedule" { "Schedule" } else { "ScheduleExpression" };
+                    let expression = scalar_string(&ep[key])?;
+                    let every = parse_rate(&expression).with_context(|| format!("{id}.{event_name}"))?;
+                    let input = match ep.get("Input") {
+                        Some(text) => Some(
+                            serde_json::from_str(&scalar_string(text)?)
+                                .with_context(|| format!("{id}.{event_name}: Input is not JSON"))?,
+                        ),
+                        None => None,
+                    };
+                    let enabled = ep.get("Enabled").is_none_or(|e| e != false && e != "false")
+                        && ep.get("State").is_none_or(|s| s != "DISABLED");
+                    spec.schedules.push(ScheduleSource {
+                        event_name: event_name.clone(),
+                        expression,
+                        every,
+                        input,
+                        enabled,
                     });
                 }
                 other => {
@@ -188,4 +279,19 @@ pub fn check_binaries(template: &Template, bin_dir: &Path) -> Result<()> {
         missing.join(", "),
         packages.join(" ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_and_cron_is_refused() {
+        assert_eq!(parse_rate("rate(5 minutes)").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_rate("rate(1 hour)").unwrap(), Duration::from_secs(3600));
+        assert!(parse_rate("rate(1 minutes)").is_err(), "EventBridge wants the singular for 1");
+        assert!(parse_rate("rate(0 minutes)").is_err());
+        let cron = parse_rate("cron(0 12 * * ? *)").unwrap_err().to_string();
+        assert!(cron.contains("not cron"), "{cron}");
+    }
 }

@@ -2,6 +2,10 @@
 //! function can call another synchronously the way it would on AWS. It also offers tests one
 //! fault to inject: `POST /_devstack/functions/{name}/outage {"seconds": N}` makes the Lambda
 //! service answer `503 ServiceException` for that function until the time is up.
+//!
+//! `POST /_devstack/schedules/{name}/run` runs a function's schedule now (its first `Schedule`
+//! event), so a test need not wait for the rule; a JSON body, if any, replaces the event. The
+//! answer is the function's result, or `502` with its error.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,17 +25,23 @@ pub struct LambdaApi {
     /// By function name, ARN and logical id.
     functions: HashMap<String, Arc<FunctionPool>>,
     outages: Mutex<HashMap<String, Instant>>,
+    region: String,
+    account_id: String,
 }
 
 impl LambdaApi {
-    pub fn new(pools: impl IntoIterator<Item = (String, Arc<FunctionPool>)>) -> LambdaApi {
+    pub fn new(
+        pools: impl IntoIterator<Item = (String, Arc<FunctionPool>)>,
+        region: &str,
+        account_id: &str,
+    ) -> LambdaApi {
         let mut functions = HashMap::new();
         for (logical_id, pool) in pools {
             functions.insert(pool.spec.name.clone(), pool.clone());
             functions.insert(pool.spec.arn.clone(), pool.clone());
             functions.insert(logical_id, pool);
         }
-        LambdaApi { functions, outages: Mutex::default() }
+        LambdaApi { functions, outages: Mutex::default(), region: region.into(), account_id: account_id.into() }
     }
 
     fn in_outage(&self, name: &str) -> bool {
@@ -51,6 +61,7 @@ pub fn router(api: Arc<LambdaApi>) -> Router {
     Router::new()
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
         .route("/_devstack/functions/{name}/outage", post(outage))
+        .route("/_devstack/schedules/{name}/run", post(run_schedule))
         .with_state(api)
 }
 
@@ -113,4 +124,25 @@ async fn outage(State(api): State<Arc<LambdaApi>>, Path(name): Path<String>, Jso
         outages.insert(pool.spec.name.clone(), Instant::now() + Duration::from_secs_f64(seconds));
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+async fn run_schedule(State(api): State<Arc<LambdaApi>>, Path(name): Path<String>, body: Bytes) -> Response {
+    let Some(pool) = api.functions.get(&name).cloned() else {
+        return error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {name}"));
+    };
+    let Some(schedule) = pool.spec.schedules.first() else {
+        return error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("{name} has no schedule"));
+    };
+    let event = if body.iter().all(u8::is_ascii_whitespace) {
+        schedule.event(&pool.spec, &api.region, &api.account_id)
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v) => v,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "InvalidRequestContentException", &e.to_string()),
+        }
+    };
+    match pool.invoke(event.to_string().into()).await {
+        Ok(invoked) => (StatusCode::OK, invoked.body).into_response(),
+        Err(err) => (StatusCode::BAD_GATEWAY, Json(json!({"errorMessage": err.to_string()}))).into_response(),
+    }
 }

@@ -7,6 +7,7 @@
 
 pub mod authorizer;
 pub mod esm;
+pub mod function_url;
 pub mod functions;
 pub mod gateway;
 pub mod lambda_api;
@@ -16,6 +17,7 @@ pub mod runtime;
 pub mod stack;
 pub mod template;
 pub mod throttle;
+pub mod websocket;
 
 use aws_config::{BehaviorVersion, Region};
 

@@ -1,5 +1,5 @@
 //! Assembling the local API from a provisioned stack: one [`FunctionPool`] per function, the SQS
-//! pollers, the authorizers and the [`Gateway`]. `devstack up` serves it; tests and benchmarks can
+//! pollers, the schedules, the authorizers and the [`Gateway`]. `devstack up` serves it; tests and benchmarks can
 //! build it in-process.
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
 
 use crate::authorizer::Authorizer;
-use crate::functions::function_specs;
+use crate::functions::{function_specs, ScheduleSource};
 use crate::gateway::{Gateway, GatewayConfig};
 use crate::runtime::{FunctionPool, Output};
 use crate::stack::Stack;
@@ -24,11 +24,28 @@ pub struct LocalApi {
     pub pools: BTreeMap<String, Arc<FunctionPool>>,
     pub route_count: usize,
     pub queue_mappings: usize,
+    pub schedules: usize,
+    /// The function URLs served, by logical id.
+    pub function_urls: BTreeMap<String, String>,
+    /// The template's WebSocket API, if it has one.
+    pub websocket: Option<Arc<crate::websocket::WebSocketApi>>,
 }
 
-/// What every function instance gets on top of the template's environment. With a Lambda endpoint
-/// (devstack's [`crate::lambda_api`]), functions can invoke one another.
-pub fn local_environment(stack: &Stack, lambda_endpoint: Option<&str>) -> BTreeMap<String, String> {
+/// Where the functions reach devstack's own services: the Lambda `Invoke` API
+/// ([`crate::lambda_api`]) and the WebSocket `@connections` endpoint ([`crate::websocket`]).
+#[derive(Debug, Clone, Default)]
+pub struct LocalEndpoints {
+    pub lambda: Option<String>,
+    /// `http://host:port/<stage>`, what the API Gateway management client is pointed at.
+    pub websocket_management: Option<String>,
+    /// How long an idle WebSocket connection stays open.
+    pub websocket_idle_timeout: Option<std::time::Duration>,
+}
+
+/// What every function instance gets on top of the template's environment: the emulator, and
+/// devstack's own endpoints, so that functions invoke one another and post to WebSocket
+/// connections as on AWS.
+pub fn local_environment(stack: &Stack, endpoints: &LocalEndpoints) -> BTreeMap<String, String> {
     let mut env = BTreeMap::from([
         ("AWS_ENDPOINT_URL".to_string(), stack.endpoint.clone()),
         ("AWS_REGION".to_string(), stack.region.clone()),
@@ -36,8 +53,11 @@ pub fn local_environment(stack: &Stack, lambda_endpoint: Option<&str>) -> BTreeM
         ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
         ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
     ]);
-    if let Some(endpoint) = lambda_endpoint {
-        env.insert("AWS_ENDPOINT_URL_LAMBDA".to_string(), endpoint.to_string());
+    if let Some(endpoint) = &endpoints.lambda {
+        env.insert("AWS_ENDPOINT_URL_LAMBDA".to_string(), endpoint.clone());
+    }
+    if let Some(endpoint) = &endpoints.websocket_management {
+        env.insert("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI".to_string(), endpoint.clone());
     }
     env
 }
@@ -50,22 +70,42 @@ pub fn assemble(
     bin_dir: &Path,
     output: Output,
     run_queues: bool,
-    lambda_endpoint: Option<&str>,
+    endpoints: &LocalEndpoints,
 ) -> Result<LocalApi> {
-    let local_env = local_environment(stack, lambda_endpoint);
+    let local_env = local_environment(stack, endpoints);
     let mut routes = Vec::new();
     let mut queue_mappings = 0;
+    let mut schedule_count = 0;
+    let mut function_urls = BTreeMap::new();
     let mut pools = BTreeMap::new();
     let mut pools_by_arn = HashMap::new();
     for spec in function_specs(template, stack, bin_dir)? {
         let (id, arn, queues, spec_routes) =
             (spec.logical_id.clone(), spec.arn.clone(), spec.queues.clone(), spec.routes.clone());
+        let schedules = spec.schedules.clone();
+        let function_url = spec.function_url.clone();
         let pool = FunctionPool::new(spec, local_env.clone(), output);
         routes.extend(spec_routes.into_iter().map(|r| (r, pool.clone())));
         if run_queues {
             for source in queues {
                 esm::spawn_pollers(clients.sqs.clone(), stack.region.clone(), source, pool.clone());
                 queue_mappings += 1;
+            }
+            for schedule in schedules.into_iter().filter(|s| s.enabled) {
+                spawn_schedule(schedule, pool.clone(), stack.region.clone(), stack.account_id.clone());
+                schedule_count += 1;
+            }
+            if let Some(url) = function_url {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+                listener.set_nonblocking(true)?;
+                function_urls.insert(id.clone(), format!("http://{}", listener.local_addr()?));
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                tokio::spawn(crate::function_url::serve(
+                    pool.clone(),
+                    listener,
+                    url.streaming,
+                    stack.account_id.clone(),
+                ));
             }
         }
         pools_by_arn.insert(arn, pool.clone());
@@ -87,6 +127,13 @@ pub fn assemble(
         .flatten()
         .map(|(name, spec)| Authorizer::from_template(name, spec, &pools_by_arn))
         .collect::<Result<Vec<_>>>()?;
+    let websocket = crate::websocket::WebSocketApi::from_template(
+        template,
+        stack,
+        &pools_by_arn,
+        endpoints.websocket_idle_timeout.unwrap_or(std::time::Duration::from_secs(600)),
+    )?
+    .map(Arc::new);
     let route_count = routes.len();
     let gateway = Gateway::new(GatewayConfig {
         api_id: stack.physical_id(&api.logical_id)?.to_string(),
@@ -101,5 +148,31 @@ pub fn assemble(
         api_key_from_authorizer: props.get("ApiKeySourceType").and_then(Value::as_str) == Some("AUTHORIZER"),
         usage_plans: UsagePlans::from_template(template, stack, &api.logical_id)?,
     })?;
-    Ok(LocalApi { gateway: Arc::new(gateway), pools, route_count, queue_mappings })
+    Ok(LocalApi {
+        gateway: Arc::new(gateway),
+        pools,
+        route_count,
+        queue_mappings,
+        schedules: schedule_count,
+        function_urls,
+        websocket,
+    })
+}
+
+/// Invokes the function every period of its schedule, first one period after start, as an
+/// EventBridge rule does. Runs until devstack stops.
+fn spawn_schedule(schedule: ScheduleSource, pool: Arc<FunctionPool>, region: String, account_id: String) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + schedule.every, schedule.every);
+        loop {
+            ticks.tick().await;
+            let event = schedule.event(&pool.spec, &region, &account_id);
+            if let Err(err) = pool.invoke(event.to_string().into()).await {
+                eprintln!(
+                    "[devstack] scheduled invocation of {} ({}) failed: {err}",
+                    pool.spec.binary, schedule.expression
+                );
+            }
+        }
+    });
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -38,6 +39,12 @@ enum Command {
         /// Directory with the functions' binaries (`target/debug`, or `target/release`).
         #[arg(long, default_value = "target/debug", env = "DEVSTACK_BIN_DIR")]
         bin_dir: PathBuf,
+        /// Address of the local WebSocket API (and its `@connections` endpoint).
+        #[arg(long, default_value = "127.0.0.1:3001", env = "DEVSTACK_WS_ADDR")]
+        ws_listen: SocketAddr,
+        /// Seconds an idle WebSocket connection stays open (API Gateway: 600).
+        #[arg(long, default_value_t = 600)]
+        ws_idle_timeout: u64,
     },
 }
 
@@ -86,7 +93,9 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Up { common, listen, bin_dir } => up(common, listen, bin_dir).await,
+        Command::Up { common, listen, bin_dir, ws_listen, ws_idle_timeout } => {
+            up(common, listen, bin_dir, ws_listen, Duration::from_secs(ws_idle_timeout)).await
+        }
     }
 }
 
@@ -101,7 +110,13 @@ async fn provision_stack(common: &Common) -> Result<(Template, Clients, Stack)> 
     Ok((template, clients, stack))
 }
 
-async fn up(common: Common, listen: SocketAddr, bin_dir: PathBuf) -> Result<()> {
+async fn up(
+    common: Common,
+    listen: SocketAddr,
+    bin_dir: PathBuf,
+    ws_listen: SocketAddr,
+    ws_idle: Duration,
+) -> Result<()> {
     // Take the port first: a port in use is the most common failure, and it should say so.
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -115,16 +130,46 @@ async fn up(common: Common, listen: SocketAddr, bin_dir: PathBuf) -> Result<()> 
     // The Lambda API the functions call one another through, on a port of its own.
     let lambda_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the Lambda API")?;
     let lambda_endpoint = format!("http://{}", lambda_listener.local_addr()?);
-    let local = assemble(&template, &stack, &clients, &bin_dir, Output::Print, true, Some(&lambda_endpoint))?;
-    let lambda_api = Arc::new(LambdaApi::new(local.pools.clone()));
+    let ws_listener = tokio::net::TcpListener::bind(ws_listen)
+        .await
+        .map_err(|e| anyhow!("cannot listen on {ws_listen} for the WebSocket API: {e} (pass --ws-listen HOST:PORT)"))?;
+    let stage = template_websocket_stage(&template, &stack);
+    let endpoints = devstack::local::LocalEndpoints {
+        lambda: Some(lambda_endpoint.clone()),
+        websocket_management: Some(format!("http://{ws_listen}/{stage}")),
+        websocket_idle_timeout: Some(ws_idle),
+    };
+    let local = assemble(&template, &stack, &clients, &bin_dir, Output::Print, true, &endpoints)?;
+    if let Some(ws) = local.websocket.clone() {
+        let url = format!("ws://{ws_listen}/{}", ws.stage);
+        std::fs::write(common.state.with_file_name("websocket"), &url)?;
+        println!("devstack: WebSocket API at {url} (management: http://{ws_listen}/{}/@connections)", ws.stage);
+        let app = devstack::websocket::router(ws).into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move {
+            let _ = axum::serve(ws_listener, app).await;
+        });
+    }
+    let lambda_api = Arc::new(LambdaApi::new(local.pools.clone(), &stack.region, &stack.account_id));
     tokio::spawn(async move {
         let _ = axum::serve(lambda_listener, lambda_router(lambda_api)).await;
     });
     std::fs::write(common.state.with_file_name("lambda"), &lambda_endpoint)?;
-    let (route_count, mappings) = (local.route_count, local.queue_mappings);
+    // Function URLs by logical id, for clients and tests.
+    std::fs::write(
+        common.state.with_file_name("function-urls.json"),
+        serde_json::to_string_pretty(&local.function_urls)?,
+    )?;
+    for (id, url) in &local.function_urls {
+        println!("devstack: function URL of {id}: {url}");
+    }
+    let (route_count, mappings, schedules) = (local.route_count, local.queue_mappings, local.schedules);
 
     let base = format!("http://{listen}");
-    println!("devstack: {route_count} routes, {mappings} queue mappings, emulator at {}", common.endpoint);
+    println!(
+        "devstack: {route_count} routes, {mappings} queue mappings, {schedules} schedules, emulator at {}",
+        common.endpoint
+    );
+    println!("devstack: run a schedule now: curl -X POST {lambda_endpoint}/_devstack/schedules/<function>/run");
     println!("devstack: API listening on {base}");
     println!("devstack: try  curl -s -X POST {base}/auth/signup -H 'content-type: application/json' \\");
     println!("             -d '{{\"email\":\"you@example.com\",\"password\":\"Passw0rd!\",\"role\":\"seller\"}}'");
@@ -148,4 +193,17 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
     println!("devstack: shutting down");
+}
+
+/// The stage of the template's WebSocket API (`dev` if it names none), needed before the
+/// functions start: their management endpoint includes it.
+fn template_websocket_stage(template: &Template, stack: &Stack) -> String {
+    template
+        .resources()
+        .iter()
+        .filter(|r| r.kind == "AWS::ApiGatewayV2::Stage")
+        .find_map(|r| {
+            devstack::template::resolve(&r.properties, stack).ok()?.get("StageName")?.as_str().map(str::to_string)
+        })
+        .unwrap_or_else(|| "dev".into())
 }

@@ -35,6 +35,11 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "AWS::ApiGateway::UsagePlan",
     "AWS::ApiGateway::ApiKey",
     "AWS::ApiGateway::UsagePlanKey",
+    "AWS::ApiGatewayV2::Api",
+    "AWS::ApiGatewayV2::Route",
+    "AWS::ApiGatewayV2::Integration",
+    "AWS::ApiGatewayV2::Stage",
+    "AWS::Lambda::Permission",
 ];
 
 /// Checks that the emulator answers, with a message that says what to do when it does not.
@@ -78,6 +83,12 @@ pub async fn provision(template: &Template, clients: &Clients, mut stack: Stack)
             "AWS::ApiGateway::UsagePlan" | "AWS::ApiGateway::ApiKey" | "AWS::ApiGateway::UsagePlanKey" => {
                 Ok(local_only(&stack, &r))
             }
+            // The WebSocket API is devstack's own (`websocket`); permissions have nothing to enforce.
+            "AWS::ApiGatewayV2::Api"
+            | "AWS::ApiGatewayV2::Route"
+            | "AWS::ApiGatewayV2::Integration"
+            | "AWS::ApiGatewayV2::Stage"
+            | "AWS::Lambda::Permission" => Ok(local_only(&stack, &r)),
             "AWS::Cognito::UserPool" => cognito::user_pool(clients, &stack, &r, &props).await,
             "AWS::Cognito::UserPoolClient" => cognito::user_pool_client(clients, &stack, &r, &props).await,
             "AWS::Cognito::UserPoolGroup" => cognito::user_pool_group(clients, &r, &props).await,
@@ -343,6 +354,15 @@ async fn table(clients: &Clients, stack: &Stack, r: &Resource, props: &Value) ->
                     "table {name} already exists with a different key schema; reset the emulator (`make emulator-reset`) to recreate it"
                 );
             }
+            let local: Vec<&str> = table.local_secondary_indexes().iter().filter_map(|l| l.index_name()).collect();
+            for l in props.get("LocalSecondaryIndexes").and_then(Value::as_array).into_iter().flatten() {
+                let index = scalar_string(&l["IndexName"])?;
+                if !local.contains(&index.as_str()) {
+                    bail!(
+                        "table {name} exists without the local secondary index {index}, which DynamoDB cannot add to an existing table; reset the emulator (`make emulator-reset`) to recreate it"
+                    );
+                }
+            }
             add_missing_indexes(clients, &name, &table, props).await?;
             table
         }
@@ -488,6 +508,10 @@ fn local_only(stack: &Stack, r: &Resource) -> Provisioned {
         format!("{:x}", fnv1a(&format!("{}/{}", stack.stack_name, r.logical_id))).chars().take(10).collect();
     let attributes = match r.kind.as_str() {
         "AWS::ApiGateway::ApiKey" => BTreeMap::from([("APIKeyId".into(), json!(id))]),
+        "AWS::ApiGatewayV2::Api" => BTreeMap::from([
+            ("ApiId".into(), json!(id)),
+            ("ApiEndpoint".into(), json!(format!("wss://{id}.execute-api.{}.amazonaws.com", stack.region))),
+        ]),
         _ => BTreeMap::new(),
     };
     Provisioned { kind: r.kind.clone(), physical_id: id, attributes }

@@ -91,7 +91,23 @@ pub enum Output {
     Quiet,
 }
 
-type Reply = oneshot::Sender<Result<(Bytes, Duration), InvokeError>>;
+/// What a function answered: all at once, or (response streaming) as chunks until the stream
+/// ends, when `done` fires.
+pub enum ResponseBody {
+    Buffered(Bytes),
+    Streamed { chunks: mpsc::Receiver<Bytes>, done: oneshot::Receiver<()> },
+}
+
+/// A streamed invocation as [`FunctionPool::invoke_streaming`] hands it out.
+pub enum StreamedInvocation {
+    /// The function answered in one piece.
+    Buffered(Invoked),
+    /// The raw response stream (for HTTP integrations: the metadata prelude, eight NUL bytes, then
+    /// the body).
+    Streaming(mpsc::Receiver<Bytes>),
+}
+
+type Reply = oneshot::Sender<Result<(ResponseBody, Duration), InvokeError>>;
 
 struct Invocation {
     request_id: String,
@@ -145,7 +161,7 @@ pub struct FunctionPool {
     /// Variables added to the template's environment (endpoint, region, credentials).
     local_env: BTreeMap<String, String>,
     output: Output,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     idle: Mutex<Vec<Arc<Instance>>>,
     all: Mutex<Vec<Arc<Instance>>>,
     instance_counter: AtomicU64,
@@ -154,7 +170,7 @@ pub struct FunctionPool {
 impl FunctionPool {
     pub fn new(spec: FunctionSpec, local_env: BTreeMap<String, String>, output: Output) -> Arc<FunctionPool> {
         Arc::new(FunctionPool {
-            permits: Semaphore::new(spec.max_concurrency),
+            permits: Arc::new(Semaphore::new(spec.max_concurrency)),
             spec: Arc::new(spec),
             local_env,
             output,
@@ -177,9 +193,77 @@ impl FunctionPool {
         self.idle.lock().unwrap().clear();
     }
 
-    /// Invokes the function with `payload` and waits for its response.
+    /// Invokes the function with `payload` and waits for its whole response (a streamed one is
+    /// gathered).
     pub async fn invoke(&self, payload: Bytes) -> Result<Invoked, InvokeError> {
-        let _permit = self.permits.acquire().await.map_err(|_| InvokeError::Spawn("pool closed".into()))?;
+        let permit =
+            self.permits.clone().acquire_owned().await.map_err(|_| InvokeError::Spawn("pool closed".into()))?;
+        let (instance, cold, request_id, outcome) = self.dispatch(payload).await?;
+        let outcome = match outcome {
+            Ok((ResponseBody::Streamed { mut chunks, .. }, duration)) => {
+                let mut all = Vec::new();
+                while let Some(chunk) = chunks.recv().await {
+                    all.extend_from_slice(&chunk);
+                }
+                Ok((Bytes::from(all), duration))
+            }
+            Ok((ResponseBody::Buffered(body), duration)) => Ok((body, duration)),
+            Err(e) => Err(e),
+        };
+        let invoked = self.finish(&instance, cold, request_id, outcome);
+        drop(permit);
+        invoked
+    }
+
+    /// Invokes the function and hands out its response stream as it comes (Lambda response
+    /// streaming). The instance stays busy until the stream ends, or is stopped at the timeout.
+    pub async fn invoke_streaming(self: &Arc<Self>, payload: Bytes) -> Result<StreamedInvocation, InvokeError> {
+        let permit =
+            self.permits.clone().acquire_owned().await.map_err(|_| InvokeError::Spawn("pool closed".into()))?;
+        let started = Instant::now();
+        let (instance, cold, request_id, outcome) = self.dispatch(payload).await?;
+        match outcome {
+            Ok((ResponseBody::Streamed { chunks, done }, first_byte)) => {
+                let pool = self.clone();
+                let remaining = self.spec.timeout.saturating_sub(started.elapsed());
+                tokio::spawn(async move {
+                    let ended = tokio::time::timeout(remaining, done).await;
+                    if ended.is_err() {
+                        eprintln!(
+                            "[devstack] {}: response stream still open at the timeout; stopping it",
+                            pool.spec.binary
+                        );
+                        instance.kill();
+                    }
+                    let outcome = if ended.is_ok() {
+                        Ok((Bytes::new(), first_byte))
+                    } else {
+                        Err(InvokeError::Timeout(pool.spec.timeout))
+                    };
+                    let _ = pool.finish(&instance, cold, request_id, outcome);
+                    drop(permit);
+                });
+                Ok(StreamedInvocation::Streaming(chunks))
+            }
+            Ok((ResponseBody::Buffered(body), duration)) => {
+                let invoked = self.finish(&instance, cold, request_id, Ok((body, duration)));
+                drop(permit);
+                invoked.map(StreamedInvocation::Buffered)
+            }
+            Err(e) => {
+                let invoked = self.finish(&instance, cold, request_id, Err(e));
+                drop(permit);
+                invoked.map(StreamedInvocation::Buffered)
+            }
+        }
+    }
+
+    /// Hands the event to a warm instance (or a new one) and waits for the start of its answer.
+    #[allow(clippy::type_complexity)]
+    async fn dispatch(
+        &self,
+        payload: Bytes,
+    ) -> Result<(Arc<Instance>, bool, String, Result<(ResponseBody, Duration), InvokeError>), InvokeError> {
         let warm = loop {
             let candidate = self.idle.lock().unwrap().pop();
             match candidate {
@@ -219,6 +303,17 @@ impl FunctionPool {
                 Err(InvokeError::Timeout(self.spec.timeout))
             }
         };
+        Ok((instance, cold, request_id, outcome))
+    }
+
+    /// Returns a reusable instance to the pool and reports the invocation.
+    fn finish(
+        &self,
+        instance: &Arc<Instance>,
+        cold: bool,
+        request_id: String,
+        outcome: Result<(Bytes, Duration), InvokeError>,
+    ) -> Result<Invoked, InvokeError> {
         let reusable =
             instance.is_alive() && !matches!(outcome, Err(InvokeError::Timeout(_) | InvokeError::Crashed(_)));
         let max_memory_kb = max_rss_kb(instance.pid);
@@ -422,14 +517,60 @@ async fn next_invocation(State(api): State<Arc<RuntimeApi>>) -> Response {
     (StatusCode::OK, headers, inv.payload).into_response()
 }
 
-async fn invocation_response(State(api): State<Arc<RuntimeApi>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
-    match api.pending.lock().unwrap().remove(&id) {
-        Some(p) => {
-            let _ = p.reply.send(Ok((body, p.handed_out.elapsed())));
-            StatusCode::ACCEPTED
-        }
-        None => StatusCode::BAD_REQUEST,
+async fn invocation_response(
+    State(api): State<Arc<RuntimeApi>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> StatusCode {
+    let Some(pending) = api.pending.lock().unwrap().remove(&id) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let streaming = headers
+        .get("lambda-runtime-function-response-mode")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|m| m.eq_ignore_ascii_case("streaming"));
+    if !streaming {
+        return match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(bytes) => {
+                let _ = pending.reply.send(Ok((ResponseBody::Buffered(bytes), pending.handed_out.elapsed())));
+                StatusCode::ACCEPTED
+            }
+            Err(e) => {
+                let _ = pending.reply.send(Err(InvokeError::Crashed(format!("reading the response: {e}"))));
+                StatusCode::BAD_REQUEST
+            }
+        };
     }
+    // Response streaming: pass each chunk on as it arrives.
+    let (chunks, receiver) = mpsc::channel(64);
+    let (done, finished) = oneshot::channel();
+    let _ = pending
+        .reply
+        .send(Ok((ResponseBody::Streamed { chunks: receiver, done: finished }, pending.handed_out.elapsed())));
+    let mut body = body;
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        match frame {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => {
+                    if chunks.send(data).await.is_err() {
+                        break; // the client left; ending the request tells the function so
+                    }
+                }
+                Err(frame) => {
+                    if let Some(trailers) = frame.trailers_ref() {
+                        if let Some(kind) = trailers.get("lambda-runtime-function-error-type") {
+                            eprintln!("[devstack] response stream ended with an error: {kind:?}");
+                        }
+                    }
+                }
+            },
+            Err(_) => break,
+        }
+    }
+    drop(chunks);
+    let _ = done.send(());
+    StatusCode::ACCEPTED
 }
 
 async fn invocation_error(

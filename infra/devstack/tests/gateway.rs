@@ -27,6 +27,8 @@ fn fixture_pool(name: &str, script: &str) -> Arc<FunctionPool> {
         max_concurrency: 2,
         routes: vec![],
         queues: vec![],
+        schedules: vec![],
+        function_url: None,
     };
     FunctionPool::new(spec, BTreeMap::new(), Output::Quiet)
 }

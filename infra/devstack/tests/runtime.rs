@@ -23,6 +23,8 @@ fn spec(timeout: Duration, max_concurrency: usize) -> FunctionSpec {
         max_concurrency,
         routes: vec![],
         queues: vec![],
+        schedules: vec![],
+        function_url: None,
     }
 }
 

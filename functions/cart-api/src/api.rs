@@ -1,0 +1,101 @@
+//! `/api/v1/cart`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use shared::auth::{Caller, Role};
+use shared::error::{ApiError, ErrorCode};
+use shared::http::{request_ids, route_not_found, JsonBody};
+use shared::resilience::CallError;
+use shared::services::{lookup_error, LookupError, ProductsClient};
+
+use crate::cart::{CartItem, CartView, PutItem, MAX_ITEMS};
+use crate::store::CartStore;
+
+pub struct CartService<S> {
+    pub products: ProductsClient,
+    pub store: S,
+}
+
+type Service<S> = State<Arc<CartService<S>>>;
+
+pub fn router<S: CartStore + 'static>(service: CartService<S>) -> Router {
+    Router::new()
+        .route("/api/v1/cart", get(get_cart::<S>).delete(clear_cart::<S>))
+        .route("/api/v1/cart/items/{product_id}", delete(remove_item::<S>).put(put_item::<S>))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(route_not_found)
+        .with_state(Arc::new(service))
+        .layer(axum::middleware::from_fn(request_ids))
+}
+
+async fn get_cart<S: CartStore>(State(service): Service<S>, caller: Caller) -> Result<Json<CartView>, ApiError> {
+    let buyer = caller.require(Role::Buyer)?;
+    let items = service.store.items(&buyer.user_id).await.map_err(ApiError::unavailable)?;
+    Ok(Json(CartView::of(items)))
+}
+
+/// Puts a product in the cart with a quantity (replacing the quantity if it is there already).
+/// The product must exist, be listed, and have that many units available now.
+async fn put_item<S: CartStore>(
+    State(service): Service<S>,
+    caller: Caller,
+    Path(product_id): Path<String>,
+    JsonBody(request): JsonBody<PutItem>,
+) -> Result<Json<CartItem>, ApiError> {
+    let buyer = caller.require(Role::Buyer)?;
+    request.validate()?;
+    let product = match service.products.product(&product_id).await {
+        Ok(p) => p,
+        Err(CallError::Failed(LookupError::NotFound(id))) => return Err(ApiError::not_found("product", &id)),
+        Err(other) => return Err(lookup_error(other)),
+    };
+    if product.status != "active" {
+        return Err(ApiError::not_found("product", &product_id));
+    }
+    if product.stock.available < request.quantity {
+        return Err(ApiError::new(ErrorCode::Conflict, "not enough stock left")
+            .with_detail("product_id", product_id.as_str())
+            .with_detail("available", product.stock.available)
+            .with_detail("reason", "insufficient_stock"));
+    }
+    let items = service.store.items(&buyer.user_id).await.map_err(ApiError::unavailable)?;
+    if items.len() >= MAX_ITEMS && !items.iter().any(|i| i.product_id == product_id) {
+        return Err(ApiError::new(ErrorCode::Conflict, "the cart is full (50 different products)")
+            .with_detail("reason", "cart_full"));
+    }
+    let item = CartItem {
+        user_id: buyer.user_id.clone(),
+        product_id: product.id,
+        seller_id: product.seller_id,
+        name: product.name,
+        unit_price: product.price,
+        quantity: request.quantity,
+        updated_at: chrono::Utc::now(),
+    };
+    service.store.put(&item).await.map_err(ApiError::unavailable)?;
+    Ok(Json(item))
+}
+
+async fn remove_item<S: CartStore>(
+    State(service): Service<S>,
+    caller: Caller,
+    Path(product_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let buyer = caller.require(Role::Buyer)?;
+    match service.store.remove(&buyer.user_id, &product_id).await.map_err(ApiError::unavailable)? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(ApiError::not_found("cart item", &product_id)),
+    }
+}
+
+async fn clear_cart<S: CartStore>(State(service): Service<S>, caller: Caller) -> Result<StatusCode, ApiError> {
+    let buyer = caller.require(Role::Buyer)?;
+    for item in service.store.items(&buyer.user_id).await.map_err(ApiError::unavailable)? {
+        service.store.remove(&buyer.user_id, &item.product_id).await.map_err(ApiError::unavailable)?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

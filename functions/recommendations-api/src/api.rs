@@ -1,0 +1,54 @@
+//! `GET /api/v1/recommendations/{product_id}`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use shared::error::ApiError;
+use shared::http::{request_ids, route_not_found, QueryParams};
+
+use crate::pairs::{rank, Recommended};
+use crate::store::RecommendationStore;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Limit {
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    10
+}
+
+#[derive(Debug, Serialize)]
+pub struct Recommendations {
+    pub product_id: String,
+    /// Bought together with the product, most often first.
+    pub bought_together: Vec<Recommended>,
+}
+
+pub fn router<S: RecommendationStore + 'static>(store: S) -> Router {
+    Router::new()
+        .route("/api/v1/recommendations/{product_id}", get(recommendations::<S>))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(route_not_found)
+        .with_state(Arc::new(store))
+        .layer(axum::middleware::from_fn(request_ids))
+}
+
+async fn recommendations<S: RecommendationStore>(
+    State(store): State<Arc<S>>,
+    Path(product_id): Path<String>,
+    QueryParams(Limit { limit }): QueryParams<Limit>,
+) -> Result<Json<Recommendations>, ApiError> {
+    if !(1..=50).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", "must be between 1 and 50"));
+    }
+    let mut items = store.recommended(&product_id).await.map_err(ApiError::unavailable)?;
+    rank(&mut items);
+    items.truncate(limit);
+    Ok(Json(Recommendations { product_id, bought_together: items }))
+}

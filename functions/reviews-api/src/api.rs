@@ -1,0 +1,200 @@
+//! Routes of the reviews service.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use shared::auth::{Caller, Role};
+use shared::error::{ApiError, ErrorCode};
+use shared::events::{Envelope, EventPublisher, ReviewCreated, ReviewModerated};
+use shared::http::{request_ids, route_not_found, JsonBody, Page, QueryParams};
+
+use crate::review::{Moderation, NewReview, Review, ReviewStatus};
+use crate::store::{Purchase, ReviewStore, WriteError};
+
+pub const SOURCE: &str = "reviews-api";
+
+pub struct ReviewsService<S, P> {
+    pub store: S,
+    pub publisher: P,
+}
+
+type Service<S, P> = State<Arc<ReviewsService<S, P>>>;
+
+pub fn router<S: ReviewStore + 'static, P: EventPublisher + 'static>(service: ReviewsService<S, P>) -> Router {
+    Router::new()
+        .route("/api/v1/products/{id}/reviews", post(create_review::<S, P>).get(product_reviews::<S, P>))
+        .route("/api/v1/reviews", get(moderation_queue::<S, P>))
+        .route("/api/v1/reviews/{id}/moderate", post(moderate::<S, P>))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(route_not_found)
+        .with_state(Arc::new(service))
+        .layer(axum::middleware::from_fn(request_ids))
+}
+
+fn write_error(err: WriteError, conflict: &str) -> ApiError {
+    match err {
+        WriteError::Conflict => ApiError::new(ErrorCode::Conflict, conflict),
+        WriteError::Unavailable(cause) => ApiError::unavailable(cause),
+    }
+}
+
+async fn create_review<S: ReviewStore, P: EventPublisher>(
+    State(service): Service<S, P>,
+    caller: Caller,
+    Path(product_id): Path<String>,
+    JsonBody(input): JsonBody<NewReview>,
+) -> Result<Response, ApiError> {
+    let buyer = caller.require(Role::Buyer)?;
+    input.validate()?;
+    let order_id = match service.store.purchase(&buyer.user_id, &product_id).await.map_err(ApiError::unavailable)? {
+        Purchase::Reviewable { order_id } => order_id,
+        Purchase::Reviewed => {
+            return Err(ApiError::new(ErrorCode::Conflict, "you have reviewed this product already")
+                .with_detail("reason", "already_reviewed"))
+        }
+        Purchase::None => {
+            return Err(ApiError::new(ErrorCode::Forbidden, "only buyers who received this product may review it")
+                .with_detail("reason", "not_received"))
+        }
+    };
+    let review = Review {
+        id: uuid::Uuid::now_v7().to_string(),
+        product_id,
+        author_id: buyer.user_id.clone(),
+        order_id,
+        rating: input.rating,
+        title: input.title.trim().to_string(),
+        body: input.body.trim().to_string(),
+        status: ReviewStatus::Pending,
+        created_at: chrono::Utc::now(),
+        moderated_by: None,
+        moderated_at: None,
+    };
+    service.store.create(&review).await.map_err(|e| write_error(e, "you have reviewed this product already"))?;
+    let event = Envelope::new(
+        SOURCE,
+        ReviewCreated {
+            review_id: review.id.clone(),
+            product_id: review.product_id.clone(),
+            author_id: review.author_id.clone(),
+            rating: review.rating,
+            title: review.title.clone(),
+            body: review.body.clone(),
+        },
+    );
+    if let Err(err) = service.publisher.publish(&event.into_untyped()).await {
+        if let Err(undo) = service.store.uncreate(&review).await {
+            tracing::error!(review_id = %review.id, error = %undo, "could not undo a review whose event was not published");
+        }
+        return Err(ApiError::unavailable(err));
+    }
+    let location = format!("/api/v1/reviews/{}", review.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(review)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    #[serde(default = "first_page")]
+    page: u32,
+    #[serde(default = "default_page_size")]
+    page_size: u32,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+fn first_page() -> u32 {
+    1
+}
+
+fn default_page_size() -> u32 {
+    20
+}
+
+impl PageQuery {
+    fn check(&self) -> Result<(), ApiError> {
+        shared::http::check_page(self.page, self.page_size).map_err(|(f, r)| ApiError::invalid_field(f, r))
+    }
+}
+
+/// A product's approved reviews, newest first; anyone may read them.
+async fn product_reviews<S: ReviewStore, P: EventPublisher>(
+    State(service): Service<S, P>,
+    Path(product_id): Path<String>,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Json<Page<Review>>, ApiError> {
+    query.check()?;
+    if query.status.is_some() {
+        return Err(ApiError::invalid_field("status", "only approved reviews are listed here"));
+    }
+    let reviews = service.store.by_product(&product_id).await.map_err(ApiError::unavailable)?;
+    let approved = reviews.into_iter().filter(|r| r.status == ReviewStatus::Approved).collect();
+    Ok(Json(Page::of(approved, query.page, query.page_size)))
+}
+
+/// `GET /api/v1/reviews?status=pending`: the moderation queue, for admins.
+async fn moderation_queue<S: ReviewStore, P: EventPublisher>(
+    State(service): Service<S, P>,
+    caller: Caller,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Json<Page<Review>>, ApiError> {
+    caller.require(Role::Admin)?;
+    query.check()?;
+    let status = match query.status.as_deref().unwrap_or("pending") {
+        "pending" => ReviewStatus::Pending,
+        "approved" => ReviewStatus::Approved,
+        "rejected" => ReviewStatus::Rejected,
+        _ => return Err(ApiError::invalid_field("status", "pending, approved or rejected")),
+    };
+    let reviews = service.store.by_status(status).await.map_err(ApiError::unavailable)?;
+    Ok(Json(Page::of(reviews, query.page, query.page_size)))
+}
+
+async fn moderate<S: ReviewStore, P: EventPublisher>(
+    State(service): Service<S, P>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(moderation): JsonBody<Moderation>,
+) -> Result<Json<Review>, ApiError> {
+    let admin = caller.require(Role::Admin)?;
+    let review = service.store.get(&id).await.map_err(ApiError::unavailable)?;
+    let review = review.ok_or_else(|| ApiError::not_found("review", &id))?;
+    if review.status != ReviewStatus::Pending {
+        return Err(ApiError::new(ErrorCode::Conflict, format!("the review is {} already", review.status.as_str()))
+            .with_detail("status", review.status.as_str()));
+    }
+    let after = Review {
+        status: moderation.decision.status(),
+        moderated_by: Some(admin.user_id.clone()),
+        moderated_at: Some(chrono::Utc::now()),
+        ..review.clone()
+    };
+    service
+        .store
+        .moderate(&after, ReviewStatus::Pending)
+        .await
+        .map_err(|e| write_error(e, "the review was moderated meanwhile"))?;
+    let event = Envelope::new(
+        SOURCE,
+        ReviewModerated {
+            review_id: after.id.clone(),
+            product_id: after.product_id.clone(),
+            author_id: after.author_id.clone(),
+            rating: after.rating,
+            decision: after.status.as_str().to_string(),
+            moderator_id: admin.user_id.clone(),
+        },
+    );
+    if let Err(err) = service.publisher.publish(&event.into_untyped()).await {
+        if let Err(undo) = service.store.moderate(&review, after.status).await {
+            tracing::error!(review_id = %review.id, error = ?undo, "could not undo a moderation whose event was not published");
+        }
+        return Err(ApiError::unavailable(err));
+    }
+    Ok(Json(after))
+}

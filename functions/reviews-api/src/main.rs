@@ -1,0 +1,17 @@
+//! Lambda entry point of the reviews service.
+
+use reviews_api::store::DynamoReviewStore;
+use reviews_api::{router, ReviewsService};
+use shared::config::aws_sdk_config;
+use shared::events::{SnsPublisher, Topic};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init_logging();
+    let config = aws_sdk_config().await;
+    let service = ReviewsService {
+        store: DynamoReviewStore::from_env(&config)?,
+        publisher: SnsPublisher::from_env(aws_sdk_sns::Client::new(&config), &[Topic::ProductEvents])?,
+    };
+    lambda_http::run(router(service)).await
+}

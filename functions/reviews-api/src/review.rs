@@ -1,0 +1,110 @@
+//! A review and its rules. Plain Rust, no I/O.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::error::ApiError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    pub id: String,
+    pub product_id: String,
+    pub author_id: String,
+    /// The order the product came with: one review per purchase.
+    pub order_id: String,
+    pub rating: u8,
+    pub title: String,
+    pub body: String,
+    pub status: ReviewStatus,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moderated_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moderated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewStatus {
+    /// Written, not yet seen by a moderator; visible to nobody but its author and admins.
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl ReviewStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewStatus::Pending => "pending",
+            ReviewStatus::Approved => "approved",
+            ReviewStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// `POST /api/v1/products/{id}/reviews`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewReview {
+    pub rating: u8,
+    #[serde(default)]
+    pub title: String,
+    pub body: String,
+}
+
+impl NewReview {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if !(1..=5).contains(&self.rating) {
+            return Err(ApiError::invalid_field("rating", "1 to 5 stars"));
+        }
+        if self.title.chars().count() > 200 {
+            return Err(ApiError::invalid_field("title", "at most 200 characters"));
+        }
+        if self.body.trim().is_empty() || self.body.chars().count() > 4000 {
+            return Err(ApiError::invalid_field("body", "1 to 4000 characters"));
+        }
+        Ok(())
+    }
+}
+
+/// `POST /api/v1/reviews/{id}/moderate`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Moderation {
+    pub decision: Decision,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+impl Decision {
+    pub fn status(self) -> ReviewStatus {
+        match self {
+            Decision::Approve => ReviewStatus::Approved,
+            Decision::Reject => ReviewStatus::Rejected,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reviews_are_checked_field_by_field() {
+        let ok = NewReview { rating: 5, title: "Great".into(), body: "Works".into() };
+        assert!(ok.validate().is_ok());
+        for (review, field) in [
+            (NewReview { rating: 0, ..ok.clone() }, "rating"),
+            (NewReview { rating: 6, ..ok.clone() }, "rating"),
+            (NewReview { body: "  ".into(), ..ok.clone() }, "body"),
+            (NewReview { title: "x".repeat(201), ..ok.clone() }, "title"),
+        ] {
+            assert_eq!(review.validate().unwrap_err().details["field"], field);
+        }
+        assert_eq!(Decision::Reject.status(), ReviewStatus::Rejected);
+    }
+}

@@ -1,0 +1,220 @@
+//! Reviews and purchases in DynamoDB (table `ReviewsTable`, hash key `pk`):
+//! - `review#<id>`: a review; indexes `by_product` (product_id, created_at) and `by_status`
+//!   (status, created_at) list a product's reviews and the moderation queue;
+//! - `purchase#<buyer>#<product>`: the buyer received the product (from `order.delivered`), and
+//!   which review they wrote for it. Purchases carry neither `product_id` nor `status`, so they
+//!   stay out of both indexes.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use shared::store::dynamo_error as err;
+
+use crate::review::{Review, ReviewStatus};
+
+pub const BY_PRODUCT_INDEX: &str = "by_product";
+pub const BY_STATUS_INDEX: &str = "by_status";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purchase {
+    /// Received, not reviewed yet: the order it came with.
+    Reviewable {
+        order_id: String,
+    },
+    Reviewed,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// A condition failed: someone else wrote first.
+    Conflict,
+    Unavailable(String),
+}
+
+pub trait ReviewStore: Send + Sync {
+    fn record_purchase(
+        &self,
+        buyer_id: &str,
+        product_id: &str,
+        order_id: &str,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+    fn purchase(&self, buyer_id: &str, product_id: &str) -> impl Future<Output = Result<Purchase, String>> + Send;
+    /// Stores the review and marks the purchase reviewed, together.
+    fn create(&self, review: &Review) -> impl Future<Output = Result<(), WriteError>> + Send;
+    /// Undoes [`ReviewStore::create`].
+    fn uncreate(&self, review: &Review) -> impl Future<Output = Result<(), String>> + Send;
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Review>, String>> + Send;
+    /// Writes `after` if the stored review is still in `from`.
+    fn moderate(&self, after: &Review, from: ReviewStatus) -> impl Future<Output = Result<(), WriteError>> + Send;
+    fn by_product(&self, product_id: &str) -> impl Future<Output = Result<Vec<Review>, String>> + Send;
+    fn by_status(&self, status: ReviewStatus) -> impl Future<Output = Result<Vec<Review>, String>> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoReviewStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoReviewStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
+        DynamoReviewStore { client, table }
+    }
+
+    /// The table from `REVIEWS_TABLE`.
+    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, shared::config::MissingEnv> {
+        Ok(Self::new(aws_sdk_dynamodb::Client::new(config), shared::config::required_env("REVIEWS_TABLE")?))
+    }
+
+    fn item(&self, review: &Review) -> Result<HashMap<String, AttributeValue>, String> {
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(review).map_err(|e| e.to_string())?;
+        item.insert("pk".into(), review_key(&review.id));
+        Ok(item)
+    }
+
+    async fn query(&self, index: &str, attribute: &str, value: &str) -> Result<Vec<Review>, String> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", attribute)
+            .expression_attribute_values(":v", AttributeValue::S(value.into()))
+            .scan_index_forward(false);
+        shared::store::query_as(query, usize::MAX).await
+    }
+}
+
+fn review_key(id: &str) -> AttributeValue {
+    AttributeValue::S(format!("review#{id}"))
+}
+
+fn purchase_key(buyer_id: &str, product_id: &str) -> AttributeValue {
+    AttributeValue::S(format!("purchase#{buyer_id}#{product_id}"))
+}
+
+fn cancelled<E: std::error::Error + 'static>(
+    e: aws_sdk_dynamodb::error::SdkError<E>,
+    conflict: impl Fn(&E) -> bool,
+) -> WriteError {
+    if e.as_service_error().is_some_and(conflict) {
+        WriteError::Conflict
+    } else {
+        WriteError::Unavailable(err(e))
+    }
+}
+
+impl ReviewStore for DynamoReviewStore {
+    async fn record_purchase(&self, buyer_id: &str, product_id: &str, order_id: &str) -> Result<(), String> {
+        // A second purchase of the same product changes nothing: one review per buyer and product.
+        shared::store::put_once(
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", purchase_key(buyer_id, product_id))
+                .item("order_id", AttributeValue::S(order_id.into()))
+                .condition_expression("attribute_not_exists(pk)"),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn purchase(&self, buyer_id: &str, product_id: &str) -> Result<Purchase, String> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", purchase_key(buyer_id, product_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(err)?
+            .item;
+        Ok(match item {
+            None => Purchase::None,
+            Some(i) if i.contains_key("review_id") => Purchase::Reviewed,
+            Some(i) => match i.get("order_id") {
+                Some(AttributeValue::S(order_id)) => Purchase::Reviewable { order_id: order_id.clone() },
+                _ => Purchase::None,
+            },
+        })
+    }
+
+    async fn create(&self, review: &Review) -> Result<(), WriteError> {
+        let unavailable = |e: String| WriteError::Unavailable(e);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.item(review).map_err(unavailable)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| unavailable(e.to_string()))?;
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .key("pk", purchase_key(&review.author_id, &review.product_id))
+            .update_expression("SET review_id = :id")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(review_id)")
+            .expression_attribute_values(":id", AttributeValue::S(review.id.clone()))
+            .build()
+            .map_err(|e| unavailable(e.to_string()))?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(mark).build())
+            .send()
+            .await
+            .map_err(|e| cancelled(e, |s| s.is_transaction_canceled_exception()))?;
+        Ok(())
+    }
+
+    async fn uncreate(&self, review: &Review) -> Result<(), String> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", review_key(&review.id))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let unmark = Update::builder()
+            .table_name(&self.table)
+            .key("pk", purchase_key(&review.author_id, &review.product_id))
+            .update_expression("REMOVE review_id")
+            .build()
+            .map_err(|e| e.to_string())?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(TransactWriteItem::builder().update(unmark).build())
+            .send()
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Review>, String> {
+        shared::store::get_as(self.client.get_item().table_name(&self.table).key("pk", review_key(id))).await
+    }
+
+    async fn moderate(&self, after: &Review, from: ReviewStatus) -> Result<(), WriteError> {
+        let item = self.item(after).map_err(WriteError::Unavailable)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("#status = :from")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":from", AttributeValue::S(from.as_str().into()))
+            .send()
+            .await
+            .map_err(|e| cancelled(e, |s| s.is_conditional_check_failed_exception()))?;
+        Ok(())
+    }
+
+    async fn by_product(&self, product_id: &str) -> Result<Vec<Review>, String> {
+        self.query(BY_PRODUCT_INDEX, "product_id", product_id).await
+    }
+
+    async fn by_status(&self, status: ReviewStatus) -> Result<Vec<Review>, String> {
+        self.query(BY_STATUS_INDEX, "status", status.as_str()).await
+    }
+}

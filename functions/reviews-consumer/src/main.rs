@@ -1,0 +1,14 @@
+//! Lambda entry point of the reviews consumer: consumes `reviews-queue` (order.delivered) and
+//! records who received which product, the condition for reviewing it.
+
+use reviews_api::purchases::PurchaseRecorder;
+use reviews_api::store::DynamoReviewStore;
+use shared::config::aws_sdk_config;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init_logging();
+    let config = aws_sdk_config().await;
+    let store = DynamoReviewStore::from_env(&config)?;
+    shared::consumer::run_sqs_consumer(&config, "reviews-consumer", PurchaseRecorder(store)).await
+}

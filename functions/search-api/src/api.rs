@@ -1,0 +1,55 @@
+//! `GET /api/v1/search`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use shared::error::ApiError;
+use shared::http::{request_ids, route_not_found, Page, QueryParams};
+use shared::Money;
+
+use crate::query::SearchQuery;
+use crate::store::SearchStore;
+
+/// One hit, as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    pub product_id: String,
+    pub seller_id: String,
+    pub name: String,
+    pub category: String,
+    pub price: Money,
+    pub in_stock: bool,
+}
+
+pub fn router<S: SearchStore + 'static>(store: S) -> Router {
+    Router::new()
+        .route("/api/v1/search", get(search::<S>))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(route_not_found)
+        .with_state(Arc::new(store))
+        .layer(axum::middleware::from_fn(request_ids))
+}
+
+async fn search<S: SearchStore>(
+    State(store): State<Arc<S>>,
+    QueryParams(query): QueryParams<SearchQuery>,
+) -> Result<Json<Page<SearchHit>>, ApiError> {
+    query.validate()?;
+    let mut docs = store.matching(&query).await.map_err(ApiError::unavailable)?;
+    query.rank(&mut docs);
+    let hits = docs
+        .into_iter()
+        .map(|d| SearchHit {
+            product_id: d.product_id,
+            seller_id: d.seller_id,
+            name: d.name,
+            category: d.category,
+            price: d.price,
+            in_stock: d.in_stock,
+        })
+        .collect();
+    Ok(Json(Page::of(hits, query.page, query.page_size)))
+}

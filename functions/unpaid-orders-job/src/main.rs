@@ -1,0 +1,33 @@
+//! Lambda entry point of the unpaid-orders job, invoked by its schedule (see the template).
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use orders_api::store::DynamoOrderStore;
+use serde_json::Value;
+use shared::config::{aws_sdk_config, required_env};
+use shared::events::{SnsPublisher, Topic};
+use unpaid_orders_job::{run, JobInput, Thresholds};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init_logging();
+    let config = aws_sdk_config().await;
+    let store = DynamoOrderStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        required_env("ORDERS_TABLE")?,
+        required_env("PRODUCTS_TABLE")?,
+    );
+    let publisher = SnsPublisher::from_env(aws_sdk_sns::Client::new(&config), &[Topic::OrderEvents])?;
+    let configured = Thresholds::from_env()?;
+    let (store, publisher) = (&store, &publisher);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let input: JobInput = serde_json::from_value(event.payload).unwrap_or_default();
+        let thresholds = configured.with_input(&input)?;
+        let summary = run(store, publisher, thresholds, chrono::Utc::now()).await?;
+        if summary.failed > 0 {
+            // An error makes the scheduler retry; the run is safe to repeat.
+            return Err(lambda_runtime::Error::from(format!("{} orders failed: {summary:?}", summary.failed)));
+        }
+        Ok::<_, lambda_runtime::Error>(serde_json::to_value(summary)?)
+    }))
+    .await
+}

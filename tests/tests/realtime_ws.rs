@@ -1,0 +1,433 @@
+//! The WebSocket API through devstack, with real WebSocket clients: chat messages reach every
+//! open client of both parties, in order, once; a client that reconnects with its last number
+//! gets exactly what it missed; strangers are kept out; bad frames get error frames while the
+//! connection and the others stay up; stale connections are cleaned up; notifications arrive live;
+//! idle connections are closed while heartbeats keep a connection open.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures_util::{SinkExt, StreamExt};
+use integration_tests::{eventually, listed, order, workspace_root, Local, TestUser};
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The two burst tests take turns: together they would measure the emulator, not the delivery.
+static BURSTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn ws_url() -> String {
+    std::fs::read_to_string(workspace_root().join(".devstack/websocket"))
+        .expect("devstack's WebSocket URL")
+        .trim()
+        .into()
+}
+
+async fn try_connect(token: &str, resume: Option<&str>) -> Result<Socket, u16> {
+    let mut url = format!("{}?token={token}", ws_url());
+    if let Some(resume) = resume {
+        url.push_str(&format!("&resume={resume}"));
+    }
+    match tokio_tungstenite::connect_async(url).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(e) => panic!("WebSocket connect: {e}"),
+    }
+}
+
+async fn connect(who: &TestUser, resume: Option<&str>) -> Socket {
+    try_connect(&who.access_token, resume).await.expect("the handshake is accepted")
+}
+
+/// The next JSON frame, or `None` after `timeout` (or when the socket closes).
+async fn frame(socket: &mut Socket, timeout: Duration) -> Option<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(&text).ok(),
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => return None,
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+/// The next frame that answers the client (not a chat message or notification pushed meanwhile).
+async fn answer(socket: &mut Socket, timeout: Duration) -> Option<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let f = frame(socket, deadline.checked_duration_since(Instant::now())?).await?;
+        if f["type"] != "notification" && f["type"] != "chat_message" {
+            return Some(f);
+        }
+    }
+}
+
+/// Chat messages received until `last` (by number) or the timeout; their numbers.
+async fn chat_until(socket: &mut Socket, last: u64, timeout: Duration) -> Vec<u64> {
+    let deadline = Instant::now() + timeout;
+    let mut seqs = Vec::new();
+    while seqs.last() != Some(&last) {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else { break };
+        match frame(socket, left).await {
+            Some(f) if f["type"] == "chat_message" => seqs.push(f["message"]["seq"].as_u64().unwrap()),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    seqs
+}
+
+async fn send(socket: &mut Socket, value: Value) {
+    socket.send(Message::Text(value.to_string().into())).await.unwrap();
+}
+
+async fn post(local: &Local, who: &TestUser, order_id: &str, body: &str) -> (u16, Value) {
+    let path = format!("/api/v1/orders/{order_id}/messages");
+    local.call_as(Some(&who.access_token), Method::POST, &path, Some(&json!({"body": body}).to_string())).await
+}
+
+/// A seller, a buyer and the buyer's order: the conversation.
+async fn conversation(local: &Local) -> (TestUser, TestUser, String) {
+    let seller = local.signed_up("seller").await;
+    let buyer = local.signed_up("buyer").await;
+    let product = listed(local, &seller, "Lantern", 1500, 50).await;
+    let (status, placed) = order(local, &buyer, json!([{"product_id": product, "quantity": 1}]), None).await;
+    assert_eq!(status, 201, "{placed}");
+    (seller, buyer, placed["id"].as_str().unwrap().to_string())
+}
+
+fn in_order(seqs: &[u64], from: u64, to: u64) -> bool {
+    seqs.iter().copied().eq(from..=to)
+}
+
+#[tokio::test]
+async fn every_client_of_both_parties_gets_every_message_in_order() {
+    let _turn = BURSTS.lock().await;
+    let local = Local::connect().await;
+    let (seller, buyer, order_id) = conversation(&local).await;
+    let mut clients = [connect(&buyer, None).await, connect(&buyer, None).await, connect(&seller, None).await];
+
+    let (status, first) = post(&local, &buyer, &order_id, "Is it boxed?").await;
+    assert_eq!((status, first["seq"].as_u64()), (201, Some(1)), "{first}");
+    for client in clients.iter_mut() {
+        assert_eq!(chat_until(client, 1, Duration::from_secs(30)).await, vec![1]);
+    }
+
+    // A burst of 100, both parties writing at once.
+    for round in 0..50 {
+        let (from_buyer, from_seller) = (format!("buyer {round}"), format!("seller {round}"));
+        let (a, b) =
+            tokio::join!(post(&local, &buyer, &order_id, &from_buyer), post(&local, &seller, &order_id, &from_seller));
+        assert_eq!((a.0, b.0), (201, 201), "{a:?} {b:?}");
+    }
+    for client in clients.iter_mut() {
+        let seqs = chat_until(client, 101, Duration::from_secs(240)).await;
+        assert!(in_order(&seqs, 2, 101), "got {} messages: {seqs:?}", seqs.len());
+    }
+    // The REST history agrees.
+    let (status, history) = local
+        .call_as(Some(&buyer.access_token), Method::GET, &format!("/api/v1/orders/{order_id}/messages?limit=500"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!((history["items"].as_array().unwrap().len(), history["last_seq"].as_u64()), (101, Some(101)));
+}
+
+#[tokio::test]
+async fn a_client_dropped_during_a_burst_resumes_with_every_message_once() {
+    let _turn = BURSTS.lock().await;
+    let local = Local::connect().await;
+    let (seller, buyer, order_id) = conversation(&local).await;
+    let mut client = connect(&buyer, None).await;
+    let burst = {
+        let (local, seller, order_id) = (Local::connect().await, seller.clone(), order_id.clone());
+        tokio::spawn(async move {
+            for i in 1..=40 {
+                assert_eq!(post(&local, &seller, &order_id, &format!("message {i}")).await.0, 201);
+            }
+        })
+    };
+    // Take some, then drop the connection mid-burst.
+    let mut seen = chat_until(&mut client, 10, Duration::from_secs(90)).await;
+    assert!(in_order(&seen, 1, 10), "{seen:?}");
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let last = *seen.last().unwrap();
+    let mut again = connect(&buyer, Some(&format!("{order_id}:{last}"))).await;
+    burst.await.unwrap();
+    seen.extend(chat_until(&mut again, 40, Duration::from_secs(120)).await);
+    assert!(in_order(&seen, 1, 40), "every message once, in order: {seen:?}");
+    // Nothing more trickles in.
+    assert!(chat_until(&mut again, 41, Duration::from_millis(800)).await.is_empty());
+
+    // Resuming by message works too: from 35 on.
+    send(&mut again, json!({"action": "resume", "conversation_id": order_id, "after": 35})).await;
+    let resumed = answer(&mut again, Duration::from_secs(30)).await.expect("the resumed frame");
+    assert_eq!(
+        (resumed["type"].as_str(), resumed["last_seq"].as_u64()),
+        (Some("resumed"), Some(40)),
+        "already had them: {resumed}"
+    );
+    let mut fresh = connect(&buyer, None).await;
+    send(&mut fresh, json!({"action": "resume", "conversation_id": order_id, "after": 35})).await;
+    assert!(in_order(&chat_until(&mut fresh, 40, Duration::from_secs(30)).await, 36, 40));
+}
+
+#[tokio::test]
+async fn strangers_cannot_connect_to_read_or_write_a_conversation() {
+    let local = Local::connect().await;
+    let (_seller, buyer, order_id) = conversation(&local).await;
+    let stranger = local.signed_up("buyer").await;
+    assert_eq!(post(&local, &buyer, &order_id, "hello").await.0, 201);
+
+    assert_eq!(try_connect(&stranger.access_token, Some(&format!("{order_id}:0"))).await.err(), Some(403));
+    assert_eq!(try_connect("not-a-token", None).await.err(), Some(401));
+    let path = format!("/api/v1/orders/{order_id}/messages");
+    assert_eq!(local.call_as(Some(&stranger.access_token), Method::GET, &path, None).await.0, 404);
+    assert_eq!(post(&local, &stranger, &order_id, "let me in").await.0, 404);
+    let admin = local.admin().await;
+    assert_eq!(local.call_as(Some(&admin.access_token), Method::GET, &path, None).await.0, 403);
+
+    let mut socket = connect(&stranger, None).await;
+    for action in [
+        json!({"action": "resume", "conversation_id": order_id, "after": 0}),
+        json!({"action": "send", "conversation_id": order_id, "body": "hi"}),
+    ] {
+        send(&mut socket, action).await;
+        let refused = answer(&mut socket, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(
+            (refused["type"].as_str(), refused["code"].as_str()),
+            (Some("error"), Some("forbidden")),
+            "{refused}"
+        );
+    }
+    assert!(chat_until(&mut socket, 1, Duration::from_millis(800)).await.is_empty(), "nothing leaked");
+}
+
+#[tokio::test]
+async fn bad_frames_get_error_frames_and_connections_stay_up() {
+    let local = Local::connect().await;
+    let (_seller, buyer, order_id) = conversation(&local).await;
+    let mut socket = connect(&buyer, None).await;
+    let mut other = connect(&buyer, None).await;
+
+    for (text, code) in [
+        ("{not json".to_string(), "malformed"),
+        (json!({"action": "dance"}).to_string(), "malformed"),
+        (json!({"action": "ping", "pad": "x".repeat(9000)}).to_string(), "message_too_large"),
+    ] {
+        socket.send(Message::Text(text.into())).await.unwrap();
+        let error = answer(&mut socket, Duration::from_secs(30)).await.expect("an error frame");
+        assert_eq!((error["type"].as_str(), error["code"].as_str()), (Some("error"), Some(code)), "{error}");
+    }
+    send(&mut socket, json!({"action": "ping"})).await;
+    assert_eq!(answer(&mut socket, Duration::from_secs(30)).await.unwrap()["type"], "pong");
+
+    // Over API Gateway's 128 KB frame limit: that connection is closed, the other one is not.
+    let mut huge = connect(&buyer, None).await;
+    let _ = huge.send(Message::Text("x".repeat(200 * 1024).into())).await;
+    assert!(frame(&mut huge, Duration::from_secs(5)).await.is_none(), "closed");
+    assert_eq!(post(&local, &buyer, &order_id, "still here?").await.0, 201);
+    assert_eq!(chat_until(&mut other, 1, Duration::from_secs(30)).await, vec![1]);
+    assert_eq!(chat_until(&mut socket, 1, Duration::from_secs(30)).await, vec![1]);
+
+    // Too many messages a second: refused with rate_limited, and the connection stays. Sixty
+    // pings sent at once fall in at most two one-second windows, so one of them holds over 20.
+    for _ in 0..60 {
+        send(&mut socket, json!({"action": "ping"})).await;
+    }
+    let (mut limited, mut answered) = (0, 0);
+    while answered < 60 {
+        let Some(f) = answer(&mut socket, Duration::from_secs(30)).await else { break };
+        answered += 1;
+        if f["code"] == "rate_limited" {
+            limited += 1;
+        }
+    }
+    assert_eq!(answered, 60, "every ping is answered, with a pong or an error");
+    assert!(limited >= 10, "{limited} of 60 pings in a second refused; the limit is 20");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    send(&mut socket, json!({"action": "ping"})).await;
+    assert_eq!(answer(&mut socket, Duration::from_secs(30)).await.unwrap()["type"], "pong");
+}
+
+#[tokio::test]
+async fn stale_and_closed_connections_are_cleaned_up_and_connections_are_limited() {
+    let local = Local::connect().await;
+    let (_seller, buyer, order_id) = conversation(&local).await;
+    let table = local.id("ConnectionsTable");
+    let of_user = |user: String| {
+        let (local, table) = (&local, table.clone());
+        async move {
+            let page = local
+                .aws
+                .ddb
+                .query()
+                .table_name(table)
+                .index_name("by_user")
+                .key_condition_expression("user_id = :u")
+                .expression_attribute_values(":u", AttributeValue::S(user))
+                .send()
+                .await
+                .unwrap();
+            page.items().iter().filter_map(|i| i.get("connection_id")?.as_s().ok().cloned()).collect::<Vec<_>>()
+        }
+    };
+    // A connection record whose socket is long gone: the next delivery finds it gone and removes it.
+    let stale = "stale0000000000=";
+    let item: BTreeMap<&str, AttributeValue> = BTreeMap::from([
+        ("connection_id", AttributeValue::S(stale.into())),
+        ("sk", AttributeValue::S("meta".into())),
+        ("user_id", AttributeValue::S(buyer.user_id.clone())),
+    ]);
+    let mut put = local.aws.ddb.put_item().table_name(&table);
+    for (k, v) in item {
+        put = put.item(k, v);
+    }
+    put.send().await.unwrap();
+    assert!(of_user(buyer.user_id.clone()).await.contains(&stale.to_string()));
+    assert_eq!(post(&local, &buyer, &order_id, "anyone?").await.0, 201);
+    eventually(Duration::from_secs(60), "the stale connection removed", || async {
+        (!of_user(buyer.user_id.clone()).await.contains(&stale.to_string())).then_some(())
+    })
+    .await;
+
+    // A closed one is removed by $disconnect.
+    let mut socket = connect(&buyer, None).await;
+    assert_eq!(of_user(buyer.user_id.clone()).await.len(), 1);
+    socket.close(None).await.unwrap();
+    eventually(Duration::from_secs(30), "the closed connection removed", || async {
+        of_user(buyer.user_id.clone()).await.is_empty().then_some(())
+    })
+    .await;
+
+    // At most five at once per user.
+    let mut open = Vec::new();
+    for _ in 0..5 {
+        open.push(connect(&buyer, None).await);
+    }
+    assert_eq!(try_connect(&buyer.access_token, None).await.err(), Some(429));
+}
+
+#[tokio::test]
+async fn notifications_arrive_live_over_the_websocket() {
+    let local = Local::connect().await;
+    let seller = local.signed_up("seller").await;
+    let buyer = local.signed_up("buyer").await;
+    let product = listed(&local, &seller, "Kite", 900, 5).await;
+    let mut socket = connect(&buyer, None).await;
+    let (status, placed) = order(&local, &buyer, json!([{"product_id": product, "quantity": 1}]), None).await;
+    assert_eq!(status, 201);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.checked_duration_since(Instant::now()).expect("the order's notification in time");
+        let Some(f) = frame(&mut socket, left).await else { panic!("no notification came") };
+        if f["type"] == "notification" && f["notification"]["subject_id"] == placed["id"] {
+            assert_eq!(f["notification"]["kind"], "order.created");
+            break;
+        }
+    }
+}
+
+/// The template's WebSocket API served by this test alone, with the real functions and a short
+/// idle timeout (API Gateway's is ten minutes, too long for a test); its `ws://` URL.
+async fn own_websocket_api(local: &Local, idle_timeout: Duration) -> String {
+    use devstack::local::{assemble, LocalEndpoints};
+    let root = workspace_root();
+    let template = devstack::template::Template::load(&root.join("infra/template.yaml")).unwrap();
+    let bin_dir = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"))
+        .join("debug");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // The same stage as the shared devstack's: the functions' management endpoint includes it.
+    let shared = ws_url();
+    let stage = shared.rsplit('/').next().unwrap().to_string();
+    let lambda = std::fs::read_to_string(root.join(".devstack/lambda")).expect("devstack's Lambda API");
+    let endpoints = LocalEndpoints {
+        lambda: Some(lambda.trim().to_string()),
+        websocket_management: Some(format!("http://{addr}/{stage}")),
+        websocket_idle_timeout: Some(idle_timeout),
+    };
+    let api =
+        assemble(&template, &local.stack, &local.aws, &bin_dir, devstack::runtime::Output::Quiet, false, &endpoints)
+            .expect("assemble the local APIs");
+    let ws = api.websocket.expect("the template has a WebSocket API");
+    assert_eq!(ws.stage, stage);
+    let app = devstack::websocket::router(ws).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("ws://{addr}/{stage}")
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_heartbeats_keep_them_open() {
+    let local = Local::connect().await;
+    let idle = Duration::from_secs(4);
+    let url = own_websocket_api(&local, idle).await;
+    let buyer = local.signed_up("buyer").await;
+    let open = |url: String, token: String| async move {
+        tokio_tungstenite::connect_async(format!("{url}?token={token}")).await.expect("connect").0
+    };
+    // The idle clock runs from the handshake's start.
+    let started = Instant::now();
+    let mut quiet = open(url.clone(), buyer.access_token.clone()).await;
+    let mut beating = open(url.clone(), buyer.access_token.clone()).await;
+
+    // One sends a heartbeat every second (whatever the answers take, as a client would), for two
+    // idle timeouts and more, and stays open: no close frame, and pongs keep coming.
+    let heartbeats = tokio::spawn(async move {
+        let until = tokio::time::Instant::from_std(started + idle * 2 + Duration::from_secs(1));
+        let mut every_second = tokio::time::interval(Duration::from_secs(1));
+        let mut pongs = 0;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => break,
+                _ = every_second.tick() => send(&mut beating, json!({"action": "ping"})).await,
+                message = beating.next() => match message {
+                    Some(Ok(Message::Text(text))) if text.contains("\"pong\"") => pongs += 1,
+                    Some(Ok(Message::Close(frame))) => panic!("closed despite the heartbeats: {frame:?}"),
+                    Some(Err(e)) => panic!("connection lost despite the heartbeats: {e}"),
+                    None => panic!("connection ended despite the heartbeats"),
+                    _ => {}
+                },
+            }
+        }
+        (pongs, beating)
+    });
+
+    // The quiet one is closed as going away (1001) once idle for the timeout.
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(30), quiet.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    let after = started.elapsed();
+    assert_eq!(closed, Some(1001));
+    assert!(after >= idle - Duration::from_millis(200), "closed after {after:?}, before the idle timeout");
+    let (pongs, _beating) = heartbeats.await.unwrap();
+    assert!(pongs >= 3, "{pongs} pongs");
+
+    // The closed connection's record is gone ($disconnect ran); the live one's remains.
+    let table = local.id("ConnectionsTable");
+    eventually(Duration::from_secs(30), "one connection record left", || async {
+        let page = local
+            .aws
+            .ddb
+            .query()
+            .table_name(&table)
+            .index_name("by_user")
+            .key_condition_expression("user_id = :u")
+            .expression_attribute_values(":u", AttributeValue::S(buyer.user_id.clone()))
+            .send()
+            .await
+            .unwrap();
+        (page.count() == 1).then_some(())
+    })
+    .await;
+}
