@@ -119,20 +119,26 @@ struct SseClient {
     buffer: String,
 }
 
+/// Where the stream is served: the REST API (a streaming integration behind the optional
+/// authorizer), and the function URL.
+fn stream_bases(local: &Local) -> [(&'static str, String); 2] {
+    let urls: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join(".devstack/function-urls.json")).expect("function URLs"),
+    )
+    .unwrap();
+    let function_url = urls["NotificationsStreamFunction"].as_str().expect("the stream's function URL");
+    [("REST API", local.api.clone()), ("function URL", function_url.to_string())]
+}
+
 impl SseClient {
-    async fn open(local: &Local, buyer: &TestUser, last_event_id: Option<&str>) -> SseClient {
-        let urls: Value = serde_json::from_str(
-            &std::fs::read_to_string(workspace_root().join(".devstack/function-urls.json")).expect("function URLs"),
-        )
-        .unwrap();
-        let base = urls["NotificationsStreamFunction"].as_str().expect("the stream's function URL");
+    async fn open(local: &Local, base: &str, buyer: &TestUser, last_event_id: Option<&str>) -> SseClient {
         let mut request =
             local.http.get(format!("{base}/api/v1/notifications/stream")).bearer_auth(&buyer.access_token);
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
         let response = request.send().await.unwrap();
-        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(response.status().as_u16(), 200, "{base}");
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         SseClient { response, buffer: String::new() }
     }
@@ -162,41 +168,48 @@ impl SseClient {
 #[tokio::test]
 async fn an_sse_client_that_reconnects_with_last_event_id_misses_nothing() {
     let local = Local::connect().await;
-    let (buyer, product) = setup(&local).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (entry, base) in stream_bases(&local) {
+        let (buyer, product) = setup(&local).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // From the start of the inbox: the welcome notification first.
-    let mut client = SseClient::open(&local, &buyer, Some("0")).await;
-    let (first_id, welcome) = client.next(Duration::from_secs(10)).await.expect("the welcome notification");
-    assert_eq!((welcome["kind"].as_str(), welcome["seq"].as_u64()), (Some("user.created"), Some(1)));
-    // Live: an order placed while connected arrives on the open stream.
-    let first_order = notify(&local, &buyer, &product).await;
-    let (live_id, live) = client.next(Duration::from_secs(10)).await.expect("a live notification");
-    assert_eq!(live["subject_id"], first_order.as_str());
-    assert_ne!(live_id, first_id);
-    drop(client);
+        // From the start of the inbox: the welcome notification first.
+        let mut client = SseClient::open(&local, &base, &buyer, Some("0")).await;
+        let (first_id, welcome) = client.next(Duration::from_secs(10)).await.expect("the welcome notification");
+        assert_eq!((welcome["kind"].as_str(), welcome["seq"].as_u64()), (Some("user.created"), Some(1)), "{entry}");
+        // Live: an order placed while connected arrives on the open stream.
+        let first_order = notify(&local, &buyer, &product).await;
+        let (live_id, live) = client.next(Duration::from_secs(10)).await.expect("a live notification");
+        assert_eq!(live["subject_id"], first_order.as_str(), "{entry}");
+        assert_ne!(live_id, first_id);
+        drop(client);
 
-    // Three more while disconnected.
-    let mut missed = Vec::new();
-    for _ in 0..3 {
-        missed.push(notify(&local, &buyer, &product).await);
+        // Three more while disconnected.
+        let mut missed = Vec::new();
+        for _ in 0..3 {
+            missed.push(notify(&local, &buyer, &product).await);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut client = SseClient::open(&local, &base, &buyer, Some(&live_id)).await;
+        let mut got = Vec::new();
+        while let Some((_, n)) = client.next(Duration::from_secs(3)).await {
+            got.push(n);
+        }
+        let subjects: Vec<&str> = got.iter().map(|n| n["subject_id"].as_str().unwrap()).collect();
+        let missed: Vec<&str> = missed.iter().map(String::as_str).collect();
+        assert_eq!(subjects, missed, "{entry}: exactly the missed ones, in order");
+        let seqs: Vec<u64> = got.iter().map(|n| n["seq"].as_u64().unwrap()).collect();
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{entry}: {seqs:?}");
+
+        // EventSource cannot send headers: the token in the query string opens the stream too.
+        let stream = format!("{base}/api/v1/notifications/stream");
+        let with_query = local.http.get(format!("{stream}?access_token={}", buyer.access_token)).send().await.unwrap();
+        assert_eq!(with_query.status().as_u16(), 200, "{entry}");
+        assert_eq!(with_query.headers()["content-type"], "text/event-stream");
+        drop(with_query);
+        // Without a token, or with a bad one, there is no stream.
+        let refused = local.http.get(&stream).send().await.unwrap();
+        assert_eq!(refused.status().as_u16(), 401, "{entry}");
+        let refused = local.http.get(&stream).bearer_auth("not-a-token").send().await.unwrap();
+        assert_eq!(refused.status().as_u16(), 401, "{entry}");
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut client = SseClient::open(&local, &buyer, Some(&live_id)).await;
-    let mut got = Vec::new();
-    while let Some((_, n)) = client.next(Duration::from_secs(3)).await {
-        got.push(n);
-    }
-    let subjects: Vec<&str> = got.iter().map(|n| n["subject_id"].as_str().unwrap()).collect();
-    assert_eq!(subjects, missed.iter().map(String::as_str).collect::<Vec<_>>(), "exactly the missed ones, in order");
-    let seqs: Vec<u64> = got.iter().map(|n| n["seq"].as_u64().unwrap()).collect();
-    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
-
-    // Without a token there is no stream.
-    let urls: Value =
-        serde_json::from_str(&std::fs::read_to_string(workspace_root().join(".devstack/function-urls.json")).unwrap())
-            .unwrap();
-    let base = urls["NotificationsStreamFunction"].as_str().unwrap();
-    let refused = local.http.get(format!("{base}/api/v1/notifications/stream")).send().await.unwrap();
-    assert_eq!(refused.status().as_u16(), 401);
 }

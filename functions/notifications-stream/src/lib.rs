@@ -1,5 +1,6 @@
 //! `GET /api/v1/notifications/stream`: a user's notifications as Server-Sent Events, through
-//! Lambda response streaming (a function URL in `RESPONSE_STREAM` mode).
+//! Lambda response streaming: a REST API route with a streaming integration
+//! (`ResponseTransferMode: STREAM`), and a function URL in `RESPONSE_STREAM` mode.
 //!
 //! Every event's `id` is the cursor after it (see `notifications_api::cursor`), so a client that
 //! reconnects with `Last-Event-ID` (browsers do it by themselves) gets exactly what it missed.
@@ -7,9 +8,10 @@
 //! how soon to come back. Comments (`: keep-alive`) go out every [`StreamSettings::heartbeat`] so
 //! that proxies do not drop an idle connection.
 //!
-//! A function URL has no API Gateway authorizer in front of it, so the function verifies the
+//! A function URL has no API Gateway authorizer in front of it, and `EventSource` cannot send an
+//! `Authorization` header for the REST route's authorizer to check, so the function verifies the
 //! access token itself, with the authorizer's own rules: `Authorization: Bearer <token>`, or
-//! `?access_token=` for `EventSource`, which cannot send headers.
+//! `?access_token=`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

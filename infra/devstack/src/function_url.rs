@@ -158,7 +158,8 @@ fn buffered(body: &Bytes) -> Response {
 }
 
 /// A streamed answer: read up to the prelude's delimiter, then pass the rest on as it comes.
-async fn streamed(mut chunks: tokio::sync::mpsc::Receiver<Bytes>) -> Response {
+/// API Gateway's streaming integrations (`ResponseTransferMode: STREAM`) read the same format.
+pub(crate) async fn streamed(mut chunks: tokio::sync::mpsc::Receiver<Bytes>) -> Response {
     const DELIMITER: &[u8] = &[0u8; 8];
     let mut head = Vec::new();
     let (prelude, rest) = loop {

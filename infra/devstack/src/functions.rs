@@ -51,6 +51,9 @@ pub struct ApiRoute {
     pub authorizer: Option<String>,
     /// `Auth.ApiKeyRequired` of the event, overriding the API's.
     pub api_key_required: Option<bool>,
+    /// `ResponseTransferMode: STREAM`: the function's response stream goes to the client as it
+    /// comes (Server-Sent Events), past the 29 s a buffered integration gets.
+    pub streaming: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -189,6 +192,7 @@ pub fn function_specs(template: &Template, stack: &Stack, bin_dir: &Path) -> Res
                     function: id.clone(),
                     authorizer: ep.pointer("/Auth/Authorizer").map(scalar_string).transpose()?,
                     api_key_required: ep.pointer("/Auth/ApiKeyRequired").map(|v| v == true || v == "true"),
+                    streaming: ep.get("ResponseTransferMode").is_some_and(|m| m == "STREAM"),
                 }),
                 "SQS" => {
                     let queue_arn = scalar_string(&ep["Queue"])?;

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 
 use crate::authorizer::{AuthRequest, Authorizer, Refusal};
 use crate::functions::ApiRoute;
-use crate::runtime::{FunctionPool, InvokeError};
+use crate::runtime::{FunctionPool, InvokeError, StreamedInvocation};
 use crate::throttle::{Metered, UsagePlans};
 
 /// API Gateway's payload limit for a request body.
@@ -251,7 +251,16 @@ async fn handle(
         }
     }
     let payload = Bytes::from(serde_json::to_vec(&event).expect("events serialize"));
-    match pool.invoke(payload).await {
+    let invoked = if route.streaming {
+        match pool.invoke_streaming(payload).await {
+            Ok(StreamedInvocation::Streaming(chunks)) => return crate::function_url::streamed(chunks).await,
+            Ok(StreamedInvocation::Buffered(invoked)) => Ok(invoked),
+            Err(e) => Err(e),
+        }
+    } else {
+        pool.invoke(payload).await
+    };
+    match invoked {
         Ok(invoked) => match proxy_response(&invoked.body, &request_id) {
             Some(response) => response,
             None => {

@@ -43,6 +43,7 @@ async fn serve(ttl: Duration) -> String {
         authorizer: authorizer.map(str::to_string),
         // The public route has no authorizer, hence no usage key.
         api_key_required: authorizer.map(|_| false),
+        streaming: false,
     };
     let authorizer = Authorizer::new(
         "Jwt",
