@@ -79,6 +79,25 @@ pub async fn route_not_found(request: Request) -> ApiError {
     ApiError::new(ErrorCode::NotFound, format!("no route for {} {}", request.method(), request.uri().path()))
 }
 
+/// A service's routes with what every REST function shares: the project's `404` for an unknown
+/// route or method, the service's state, and request and correlation ids.
+pub fn service_router<S: Clone + Send + Sync + 'static>(routes: axum::Router<S>, state: S) -> axum::Router {
+    routes
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(route_not_found)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(request_ids))
+}
+
+/// `PageRequest` defaults (seed 001): the first page, 20 items.
+pub fn first_page() -> u32 {
+    1
+}
+
+pub fn default_page_size() -> u32 {
+    20
+}
+
 /// A JSON body, decoded with the path of the offending field reported in `details.field`.
 ///
 /// Malformed JSON, a missing field and a wrong type all become `400 INVALID_REQUEST`.

@@ -14,7 +14,7 @@ use serde_json::json;
 use shared::auth::{permissions_for, Caller, Role};
 use shared::error::{ApiError, ErrorCode};
 use shared::events::{Envelope, EventPublisher, UserCreated, UserDeleted, UserLogin};
-use shared::http::{request_ids, route_not_found, JsonBody};
+use shared::http::{service_router, JsonBody};
 
 use crate::cognito::{claims_of, Cognito, Tokens};
 use crate::identities::{IdentityRecord, IdentityStore};
@@ -30,18 +30,15 @@ pub struct AuthService<I, P> {
 type Service<I, P> = State<Arc<AuthService<I, P>>>;
 
 pub fn router<I: IdentityStore + 'static, P: EventPublisher + 'static>(service: AuthService<I, P>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/auth/signup", post(sign_up::<I, P>))
         .route("/auth/confirm", post(confirm::<I, P>))
         .route("/auth/login", post(login::<I, P>))
         .route("/auth/refresh", post(refresh::<I, P>))
         .route("/auth/logout", post(logout::<I, P>))
         .route("/auth/me", get(me::<I, P>))
-        .route("/auth/users/{id}", delete(delete_user::<I, P>))
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(route_not_found)
-        .with_state(Arc::new(service))
-        .layer(axum::middleware::from_fn(request_ids))
+        .route("/auth/users/{id}", delete(delete_user::<I, P>));
+    service_router(routes, Arc::new(service))
 }
 
 /// The roles anyone may sign up as; admins are made by an operator.

@@ -8,7 +8,7 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
-use shared::http::{request_ids, route_not_found, JsonBody};
+use shared::http::{service_router, JsonBody};
 use shared::resilience::CallError;
 use shared::services::{lookup_error, LookupError, ProductsClient};
 
@@ -23,13 +23,10 @@ pub struct CartService<S> {
 type Service<S> = State<Arc<CartService<S>>>;
 
 pub fn router<S: CartStore + 'static>(service: CartService<S>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/cart", get(get_cart::<S>).delete(clear_cart::<S>))
-        .route("/api/v1/cart/items/{product_id}", delete(remove_item::<S>).put(put_item::<S>))
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(route_not_found)
-        .with_state(Arc::new(service))
-        .layer(axum::middleware::from_fn(request_ids))
+        .route("/api/v1/cart/items/{product_id}", delete(remove_item::<S>).put(put_item::<S>));
+    service_router(routes, Arc::new(service))
 }
 
 async fn get_cart<S: CartStore>(State(service): Service<S>, caller: Caller) -> Result<Json<CartView>, ApiError> {

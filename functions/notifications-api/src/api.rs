@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::auth::{Caller, Identity};
 use shared::error::ApiError;
-use shared::http::{request_ids, route_not_found, QueryParams};
+use shared::http::{service_router, QueryParams};
 
 use crate::compose::{seller_inbox, user_inbox, Notification};
 use crate::cursor::Cursor;
@@ -25,13 +25,10 @@ pub const MAX_WAIT_SECONDS: u64 = 20;
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
 pub fn router<S: NotificationStore + 'static>(store: S) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/notifications", get(list::<S>))
-        .route("/api/v1/notifications/{id}/read", post(mark_read::<S>))
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(route_not_found)
-        .with_state(Arc::new(store))
-        .layer(axum::middleware::from_fn(request_ids))
+        .route("/api/v1/notifications/{id}/read", post(mark_read::<S>));
+    service_router(routes, Arc::new(store))
 }
 
 /// The inboxes a caller reads: their own, and their seller account's.

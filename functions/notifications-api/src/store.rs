@@ -118,19 +118,13 @@ impl DynamoNotificationStore {
     }
 
     async fn stored(&self, inbox: &str, id: &str) -> Result<Notification, String> {
-        let item = self
+        let get = self
             .client
             .get_item()
             .table_name(&self.notifications)
             .key("inbox", AttributeValue::S(inbox.into()))
-            .key("id", AttributeValue::S(id.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(err)?
-            .item
-            .ok_or_else(|| format!("notification {inbox}/{id} vanished"))?;
-        serde_dynamo::from_item(item).map_err(|e| e.to_string())
+            .key("id", AttributeValue::S(id.into()));
+        shared::store::get_as(get).await?.ok_or_else(|| format!("notification {inbox}/{id} vanished"))
     }
 
     async fn write_email(&self, n: &Notification) -> Result<(), String> {

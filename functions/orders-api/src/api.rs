@@ -12,7 +12,7 @@ use shared::auth::Identity;
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
 use shared::events::{Envelope, EventPublisher, OrderCreated};
-use shared::http::{request_ids, route_not_found, JsonBody};
+use shared::http::{service_router, JsonBody};
 use shared::resilience::CallError;
 use shared::services::{lookup_error, LookupError, ProductsClient};
 
@@ -32,14 +32,11 @@ pub struct OrdersService<S, P> {
 type Service<S, P> = State<Arc<OrdersService<S, P>>>;
 
 pub fn router<S: OrderStore + 'static, P: EventPublisher + 'static>(service: OrdersService<S, P>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/orders", post(place_order::<S, P>))
         .route("/api/v1/orders/{id}", get(get_order::<S, P>))
-        .route("/api/v1/orders/{id}/{action}", post(change_order::<S, P>))
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(route_not_found)
-        .with_state(Arc::new(service))
-        .layer(axum::middleware::from_fn(request_ids))
+        .route("/api/v1/orders/{id}/{action}", post(change_order::<S, P>));
+    service_router(routes, Arc::new(service))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
 use shared::events::EventPublisher;
-use shared::http::{request_ids, route_not_found, JsonBody, QueryParams};
+use shared::http::{service_router, JsonBody, QueryParams};
 
 use crate::domain::{ListQuery, NewProduct, Page, Product, ProductError, ProductService};
 use crate::store::{ProductStore, StoreError};
@@ -48,16 +48,12 @@ where
     S: ProductStore + 'static,
     P: EventPublisher + 'static,
 {
-    Router::new()
-        .route("/api/v1/products", post(create_product::<S, P>).get(list_products::<S, P>))
-        .route(
+    let routes =
+        Router::new().route("/api/v1/products", post(create_product::<S, P>).get(list_products::<S, P>)).route(
             "/api/v1/products/{id}",
             get(get_product::<S, P>).put(update_product::<S, P>).delete(delete_product::<S, P>),
-        )
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(route_not_found)
-        .with_state(Arc::new(service))
-        .layer(axum::middleware::from_fn(request_ids))
+        );
+    service_router(routes, Arc::new(service))
 }
 
 /// The seller id of a caller who must be a seller.

@@ -329,9 +329,9 @@ impl<S: ProductStore, P: EventPublisher> ProductService<S, P> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    #[serde(default = "first_page")]
+    #[serde(default = "shared::http::first_page")]
     pub page: u32,
-    #[serde(default = "default_page_size")]
+    #[serde(default = "shared::http::default_page_size")]
     pub page_size: u32,
     #[serde(default)]
     pub sort_by: SortBy,
@@ -341,14 +341,6 @@ pub struct ListQuery {
     pub seller_id: Option<String>,
     #[serde(default)]
     pub category: Option<String>,
-}
-
-fn first_page() -> u32 {
-    1
-}
-
-fn default_page_size() -> u32 {
-    20
 }
 
 impl ListQuery {

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use shared::auth::Caller;
 use shared::error::{ApiError, ErrorCode};
-use shared::http::{request_ids, route_not_found, JsonBody, QueryParams};
+use shared::http::{service_router, JsonBody, QueryParams};
 
 use crate::chat::{ChatMessage, MAX_BODY_CHARS};
 use crate::push::PushQueue;
@@ -24,12 +24,8 @@ pub struct ChatService {
 }
 
 pub fn router(service: ChatService) -> Router {
-    Router::new()
-        .route("/api/v1/orders/{id}/messages", get(list).post(post))
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(route_not_found)
-        .with_state(Arc::new(service))
-        .layer(axum::middleware::from_fn(request_ids))
+    let routes = Router::new().route("/api/v1/orders/{id}/messages", get(list).post(post));
+    service_router(routes, Arc::new(service))
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::error::ApiError;
-use shared::http::{request_ids, route_not_found, QueryParams};
+use shared::http::{service_router, QueryParams};
 
 use crate::pairs::{rank, Recommended};
 use crate::store::RecommendationStore;
@@ -31,12 +31,8 @@ pub struct Recommendations {
 }
 
 pub fn router<S: RecommendationStore + 'static>(store: S) -> Router {
-    Router::new()
-        .route("/api/v1/recommendations/{product_id}", get(recommendations::<S>))
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(route_not_found)
-        .with_state(Arc::new(store))
-        .layer(axum::middleware::from_fn(request_ids))
+    let routes = Router::new().route("/api/v1/recommendations/{product_id}", get(recommendations::<S>));
+    service_router(routes, Arc::new(store))
 }
 
 async fn recommendations<S: RecommendationStore>(

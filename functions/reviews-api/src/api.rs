@@ -11,7 +11,7 @@ use serde::Deserialize;
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
 use shared::events::{Envelope, EventPublisher, ReviewCreated, ReviewModerated};
-use shared::http::{request_ids, route_not_found, JsonBody, Page, QueryParams};
+use shared::http::{service_router, JsonBody, Page, QueryParams};
 
 use crate::review::{Moderation, NewReview, Review, ReviewStatus};
 use crate::store::{Purchase, ReviewStore, WriteError};
@@ -26,14 +26,11 @@ pub struct ReviewsService<S, P> {
 type Service<S, P> = State<Arc<ReviewsService<S, P>>>;
 
 pub fn router<S: ReviewStore + 'static, P: EventPublisher + 'static>(service: ReviewsService<S, P>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/products/{id}/reviews", post(create_review::<S, P>).get(product_reviews::<S, P>))
         .route("/api/v1/reviews", get(moderation_queue::<S, P>))
-        .route("/api/v1/reviews/{id}/moderate", post(moderate::<S, P>))
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(route_not_found)
-        .with_state(Arc::new(service))
-        .layer(axum::middleware::from_fn(request_ids))
+        .route("/api/v1/reviews/{id}/moderate", post(moderate::<S, P>));
+    service_router(routes, Arc::new(service))
 }
 
 fn write_error(err: WriteError, conflict: &str) -> ApiError {
@@ -100,20 +97,12 @@ async fn create_review<S: ReviewStore, P: EventPublisher>(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PageQuery {
-    #[serde(default = "first_page")]
+    #[serde(default = "shared::http::first_page")]
     page: u32,
-    #[serde(default = "default_page_size")]
+    #[serde(default = "shared::http::default_page_size")]
     page_size: u32,
     #[serde(default)]
     status: Option<String>,
-}
-
-fn first_page() -> u32 {
-    1
-}
-
-fn default_page_size() -> u32 {
-    20
 }
 
 impl PageQuery {

@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use shared::error::ApiError;
-use shared::http::{request_ids, route_not_found, Page, QueryParams};
+use shared::http::{service_router, Page, QueryParams};
 use shared::Money;
 
 use crate::query::SearchQuery;
@@ -25,12 +25,8 @@ pub struct SearchHit {
 }
 
 pub fn router<S: SearchStore + 'static>(store: S) -> Router {
-    Router::new()
-        .route("/api/v1/search", get(search::<S>))
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(route_not_found)
-        .with_state(Arc::new(store))
-        .layer(axum::middleware::from_fn(request_ids))
+    let routes = Router::new().route("/api/v1/search", get(search::<S>));
+    service_router(routes, Arc::new(store))
 }
 
 async fn search<S: SearchStore>(

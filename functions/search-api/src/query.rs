@@ -24,22 +24,14 @@ pub struct SearchQuery {
     /// Only products with units available.
     #[serde(default)]
     pub in_stock: Option<bool>,
-    #[serde(default = "first_page")]
+    #[serde(default = "shared::http::first_page")]
     pub page: u32,
-    #[serde(default = "default_page_size")]
+    #[serde(default = "shared::http::default_page_size")]
     pub page_size: u32,
     #[serde(default)]
     pub sort_by: SortBy,
     #[serde(default)]
     pub descending: bool,
-}
-
-fn first_page() -> u32 {
-    1
-}
-
-fn default_page_size() -> u32 {
-    20
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -7,19 +7,16 @@ use axum::routing::get;
 use axum::{Json, Router};
 use shared::auth::{Caller, Role};
 use shared::error::ApiError;
-use shared::http::{request_ids, route_not_found, JsonBody};
+use shared::http::{service_router, JsonBody};
 
 use crate::profile::{Profile, ProfileUpdate};
 use crate::store::ProfileStore;
 
 pub fn router<S: ProfileStore + 'static>(store: S) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/users/me", get(my_profile::<S>).put(update_my_profile::<S>))
-        .route("/api/v1/users/{id}", get(profile_of::<S>))
-        .fallback(route_not_found)
-        .method_not_allowed_fallback(route_not_found)
-        .with_state(Arc::new(store))
-        .layer(axum::middleware::from_fn(request_ids))
+        .route("/api/v1/users/{id}", get(profile_of::<S>));
+    service_router(routes, Arc::new(store))
 }
 
 fn not_yet(user_id: &str) -> ApiError {
