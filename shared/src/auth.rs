@@ -54,6 +54,15 @@ impl Role {
     }
 }
 
+/// The token in an `Authorization` header value: `Bearer <token>` (either case of the scheme) or
+/// the bare token; `None` when there is none. The authorizer's rule, used too by the functions that
+/// check a token themselves (WebSocket `$connect`, the SSE stream, logout).
+pub fn bearer_token(header_value: &str) -> Option<&str> {
+    let value = header_value.trim();
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or(value).trim();
+    (!token.is_empty()).then_some(token)
+}
+
 /// The permissions of a set of roles, sorted and without repeats; anonymous callers may read.
 pub fn permissions_for(roles: &[Role]) -> Vec<&'static str> {
     if roles.is_empty() {
@@ -180,6 +189,15 @@ pub fn request_context_for(identity: Option<&Identity>) -> RequestContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_with_either_case_of_the_scheme() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("  bearer abc "), Some("abc"));
+        assert_eq!(bearer_token("abc"), Some("abc"));
+        assert_eq!(bearer_token("Bearer  "), Some("Bearer"), "trimmed first: a scheme alone is not empty");
+        assert_eq!(bearer_token("   "), None);
+    }
 
     fn seller() -> Identity {
         Identity {

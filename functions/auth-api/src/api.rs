@@ -239,8 +239,8 @@ fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
     headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().trim_start_matches("Bearer ").trim_start_matches("bearer ").trim().to_string())
-        .filter(|t| !t.is_empty())
+        .and_then(shared::auth::bearer_token)
+        .map(str::to_string)
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "an access token is required"))
 }
 

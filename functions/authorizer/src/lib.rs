@@ -122,7 +122,7 @@ impl<S: jwks::JwksSource, D: IdentityDirectory> Authorizer<S, D> {
         let Some(header) = header.filter(|h| !h.is_empty()) else {
             return Ok(self.response("anonymous", vec![method_arn], None));
         };
-        let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).unwrap_or(header).trim();
+        let token = shared::auth::bearer_token(header).unwrap_or(header);
         match self.identifier.identify(token).await {
             Ok(identity) => Ok(self.response(&identity.user_id.clone(), vec![whole_api(&method_arn)], Some(identity))),
             Err(err) => {

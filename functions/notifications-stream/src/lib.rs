@@ -100,9 +100,7 @@ struct StreamQuery {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or(value);
-    Some(token.trim().to_string()).filter(|t| !t.is_empty())
+    shared::auth::bearer_token(headers.get(header::AUTHORIZATION)?.to_str().ok()?).map(str::to_string)
 }
 
 /// One SSE event per notification; its id is the cursor after it.

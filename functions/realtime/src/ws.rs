@@ -167,7 +167,8 @@ impl Realtime {
             .as_object()
             .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization")))
             .and_then(|(_, v)| v.as_str())
-            .map(|v| v.trim().trim_start_matches("Bearer ").trim_start_matches("bearer ").to_string());
+            .and_then(shared::auth::bearer_token)
+            .map(str::to_string);
         let Some(token) = query.get("token").cloned().or(header).filter(|t| !t.is_empty()) else {
             return reply(401, "a token is required");
         };
