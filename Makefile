@@ -1,20 +1,23 @@
 # The two commands a newcomer needs: `make dev` and `make test`. See README.md.
+# EMULATOR=ministack (the default) or EMULATOR=localstack picks the local AWS emulator.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCRIPTS := infra/scripts
 
-.PHONY: help dev test build venv emulator emulator-reset stop lint bench provision
+.PHONY: help dev test build venv emulator emulator-reset emulator-status stop lint bench provision deploy-local
 
 help:
-	@echo "make dev    install what is missing, start the emulator and devstack, serve the API on 127.0.0.1:3000"
-	@echo "make test   lint, then every unit and integration test against the local stack"
-	@echo "make bench  benchmarks (release build), printed as a table"
-	@echo "make stop   stop the background emulator/devstack started by these targets"
+	@echo "make dev           install what is missing, start the emulator and devstack, serve the API on 127.0.0.1:3000"
+	@echo "make test          lint, then every unit and integration test against the local stack"
+	@echo "make bench         benchmarks (release build), printed as a table"
+	@echo "make deploy-local  deploy rehearsal: package every function and deploy the template through MiniStack's CloudFormation"
+	@echo "make stop          stop the background emulator/devstack started by these targets"
+	@echo "EMULATOR=ministack (default) or EMULATOR=localstack picks the emulator for dev, test and bench"
 
 ## dev: everything up, in the foreground; Ctrl-C stops devstack (the emulator keeps running).
 dev: venv build emulator
 	@echo "==> devstack: provisioning infra/template.yaml and starting the API (Ctrl-C to stop)"
-	target/debug/devstack up
+	@$(SCRIPTS)/devstack.sh run
 
 test:
 	$(SCRIPTS)/test.sh
@@ -23,7 +26,7 @@ build:
 	cargo build --workspace --bins
 
 venv:
-	@$(SCRIPTS)/venv.sh
+	@$(SCRIPTS)/venv.sh dev
 
 emulator:
 	@$(SCRIPTS)/emulator.sh start
@@ -31,8 +34,11 @@ emulator:
 emulator-reset:
 	@$(SCRIPTS)/emulator.sh reset
 
+emulator-status:
+	@$(SCRIPTS)/emulator.sh status
+
 provision: venv build emulator
-	target/debug/devstack provision
+	@$(SCRIPTS)/stack-env.sh target/debug/devstack provision
 
 stop:
 	@$(SCRIPTS)/devstack.sh stop
@@ -45,3 +51,6 @@ lint: venv
 
 bench: venv
 	bench/run.sh
+
+deploy-local:
+	$(SCRIPTS)/deploy-local.sh

@@ -5,8 +5,9 @@ cd "$ROOT"
 scripts="$ROOT/infra/scripts"
 echo "==> build: release binaries (the first build takes about 10 minutes)"
 cargo build --release --workspace --bins --quiet
-"$scripts/venv.sh"
+"$scripts/venv.sh" dev
 "$scripts/emulator.sh" start
+load_aws_env
 # A devstack of its own on release binaries, beside any `make dev` one, with its own state file.
 # Its rate limits are lifted so the measurements measure latency, not the usage plans.
 bench_dir="$STATE_DIR/bench"
@@ -25,5 +26,6 @@ cleanup() { kill "$devstack_pid" 2>/dev/null || true; wait "$devstack_pid" 2>/de
 trap cleanup EXIT
 ready() { [[ -f "$bench_dir/ready" ]] || { kill -0 "$devstack_pid" 2>/dev/null || return 2; false; }; }
 wait_for 120 "the benchmark devstack" ready || { tail -30 "$bench_dir/devstack.log" >&2; exit 1; }
-# The Python baseline runs on the venv's interpreter, which has boto3.
+# The Python baseline runs on the venv's interpreter, which has boto3. The table says which
+# emulator it ran on (EMULATOR, and what answered each service).
 PATH="$VENV/bin:$PATH" target/release/bench --api "http://127.0.0.1:3100" --state "$bench_dir/stack.json" "$@"

@@ -82,7 +82,7 @@ async fn main() -> Result<()> {
     let args = args()?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let stack = Stack::load(&args.state)?;
-    let clients = Clients::connect(&stack.endpoint, &stack.region).await;
+    let clients = Clients::from_env().await;
     let http = reqwest::Client::new();
     let table = stack.physical_id("ProductsTable")?.to_string();
 
@@ -192,6 +192,15 @@ async fn main() -> Result<()> {
             (project.as_secs_f64() - baseline.as_secs_f64()) * 1000.0
         )
     };
+    println!();
+    // The emulator is half of every figure past a single process: say which one it was.
+    let emulators: Vec<String> = stack.emulators.iter().map(|(service, e)| format!("{service}: {e}")).collect();
+    println!(
+        "Emulator: EMULATOR={} ({}), {}",
+        std::env::var("EMULATOR").unwrap_or_else(|_| "ministack".into()),
+        emulators.join("; "),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
     println!();
     println!(
         "| benchmark ({} cold runs, {} warm requests) | project (Rust) | baseline, same run | ratio |",
@@ -518,7 +527,17 @@ async fn user_token(http: &reqwest::Client, api: &str, role: &str) -> Result<Str
     let password = "Passw0rd-bench";
     let post = |path: &str, body: serde_json::Value| http.post(format!("{api}{path}")).json(&body).send();
     post("/auth/signup", json!({"email": email, "password": password, "role": role})).await?.error_for_status()?;
-    post("/auth/confirm", json!({"email": email, "code": "000000"})).await?.error_for_status()?;
+    let cognito = shared::config::service_endpoint("COGNITO_IDENTITY_PROVIDER").context("no Cognito endpoint")?;
+    let mut code = None;
+    for _ in 0..50 {
+        code = devstack::mailbox::verification_code(http, &cognito, &email).await;
+        if code.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let code = code.context("no verification email came")?;
+    post("/auth/confirm", json!({"email": email, "code": code})).await?.error_for_status()?;
     let login: serde_json::Value =
         post("/auth/login", json!({"email": email, "password": password})).await?.error_for_status()?.json().await?;
     login["access_token"].as_str().map(str::to_string).context("no access token")

@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# devstack in the background, for the tests and benchmarks.
+# devstack against the running emulator (its endpoints from .devstack/aws.env).
+#   run:   `devstack up` in the foreground (make dev)
 #   start: reuse a devstack already serving on $DEVSTACK_API_ADDR (default 127.0.0.1:3000),
-#          or start target/debug/devstack up and wait until it serves
+#          or start `devstack up` in the background and wait until it serves (tests, benchmarks)
 #   stop:  stop it, if this script started it
 source "$(dirname "$0")/common.sh"
 pidfile="$STATE_DIR/devstack.pid"
 log="$STATE_DIR/devstack.log"
 bin_dir="${DEVSTACK_BIN_DIR:-$ROOT/target/debug}"
+cd "$ROOT"
 case "${1:-start}" in
+  run)
+    load_aws_env
+    # shellcheck disable=SC2086
+    exec "$bin_dir/devstack" up --listen "$API_ADDR" --bin-dir "$bin_dir" ${DEVSTACK_ARGS:-}
+    ;;
   start)
+    load_aws_env
     host=${API_ADDR%:*} port=${API_ADDR##*:}
     if [[ -f "$STATE_DIR/ready" ]] && port_open "$host" "$port"; then
       echo "==> devstack: reusing the one serving on $API_ADDR (restart it after rebuilding functions)"
@@ -16,7 +24,6 @@ case "${1:-start}" in
     fi
     rm -f "$STATE_DIR/ready"
     echo "==> devstack: starting on $API_ADDR (log: .devstack/devstack.log)"
-    cd "$ROOT"
     # DEVSTACK_ARGS: extra `devstack up` options, e.g. `--parameter NAME=VALUE`.
     # shellcheck disable=SC2086
     nohup "$bin_dir/devstack" up --listen "$API_ADDR" --bin-dir "$bin_dir" ${DEVSTACK_ARGS:-} >"$log" 2>&1 &
@@ -37,5 +44,5 @@ case "${1:-start}" in
       echo "==> devstack: stopped"
     fi
     ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 run|start|stop" >&2; exit 2 ;;
 esac

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# `make test`: lint, then every test, unit and integration, against the local stack
-# (the emulator and devstack, started here unless already running, stopped again after).
+# `make test`: lint, then every test, unit and integration, against the local stack (the emulator
+# chosen by EMULATOR and devstack, started here unless already running, stopped again after).
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 scripts="$ROOT/infra/scripts"
 
-"$scripts/venv.sh"
+"$scripts/venv.sh" dev
 echo "==> lint: cargo fmt --check, cfn-lint, clippy"
 cargo fmt --all -- --check
 "$VENV/bin/cfn-lint" infra/template.yaml
@@ -26,14 +26,37 @@ for tier in Anonymous Authenticated Seller; do
   lifted+=" --parameter ${tier}BurstLimit=1000000 --parameter ${tier}RateLimit=1000000"
 done
 DEVSTACK_ARGS="$lifted" "$scripts/devstack.sh" start
+load_aws_env
 
-echo "==> test: unit and integration"
-log="$STATE_DIR/test-output.log"
+# Which emulator answers each service, as devstack found it: a run that says localstack but
+# sends SQS or SNS somewhere else does not count.
+expected() {
+  case "$EMULATOR:$1" in
+    localstack:sqs | localstack:sns) echo LocalStack ;;
+    localstack:dynamodb) echo "DynamoDB Local" ;;
+    *) echo MiniStack ;;
+  esac
+}
+echo "==> emulators (EMULATOR=$EMULATOR)"
+answered=$("$VENV/bin/python" -c 'import json, sys
+for service, emulator in sorted(json.load(open(sys.argv[1]))["emulators"].items()):
+    print(f"{service}\t{emulator}")' "$STATE_DIR/stack.json")
+while IFS=$'\t' read -r service emulator; do
+  echo "    $service: $emulator"
+  if [[ "$emulator" != "$(expected "$service")"* ]]; then
+    echo "$service is answered by $emulator, but EMULATOR=$EMULATOR wants $(expected "$service") there" >&2
+    exit 1
+  fi
+done <<<"$answered"
+[[ $(wc -l <<<"$answered") -eq 4 ]] || { echo "expected 4 services in .devstack/stack.json, got: $answered" >&2; exit 1; }
+
+echo "==> test: unit and integration (EMULATOR=$EMULATOR)"
+log="$STATE_DIR/test-output-$EMULATOR.log"
 set +e
-cargo test --workspace 2>&1 | tee "$log"
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo prints one per test binary, the last often "0 passed").
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+awk -v emulator="$EMULATOR" '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests (EMULATOR=%s): %d passed, %d failed\n", emulator, p, f }' "$log"
 exit "$status"

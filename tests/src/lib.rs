@@ -2,7 +2,10 @@
 //! for the emulator, HTTP calls to the API, and polling until something happens.
 //!
 //! The stack is the one `make test` starts (or the `make dev` one already running): the
-//! emulator on `AWS_ENDPOINT_URL` and devstack's API at the URL in `.devstack/ready`.
+//! emulators at the endpoints of `.devstack/aws.env`, and devstack's API at the URL in
+//! `.devstack/ready`. The tests reach the emulators the way the functions do: through the
+//! endpoint variables of their environment (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`),
+//! which `make test` sets from that file and which must be the ones devstack provisioned with.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -38,8 +41,20 @@ impl Local {
             .ok()
             .or_else(|| std::fs::read_to_string(root.join(".devstack/ready")).ok())
             .expect("devstack is not running (.devstack/ready is missing): run the tests with `make test`");
-        let aws = Clients::connect(&stack.endpoint, &stack.region).await;
+        let ours = shared::config::endpoint_variables();
+        assert!(
+            ours == stack.endpoints,
+            "the tests' AWS endpoints {ours:?} are not the ones devstack provisioned with {:?}: run the tests \
+             with `make test`, or one at a time with `infra/scripts/stack-env.sh cargo test ...`",
+            stack.endpoints
+        );
+        let aws = Clients::from_env().await;
         Local { stack, aws, api: api.trim().to_string(), http: reqwest::Client::new() }
+    }
+
+    /// Where calls to `service` (e.g. `COGNITO_IDENTITY_PROVIDER`) go, as the SDK resolves it.
+    pub fn endpoint(&self, service: &str) -> String {
+        shared::config::service_endpoint(service).expect("Local::connect checked that endpoints are set")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -61,6 +76,25 @@ impl Local {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Publishes `event` (an envelope) to a topic as the services do: the body, and its `type`
+    /// attribute for the subscriptions' filter policies.
+    pub async fn publish(&self, topic_logical_id: &str, event: &Value) {
+        let attr = aws_sdk_sns::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(event["type"].as_str().expect("an event type"))
+            .build()
+            .unwrap();
+        self.aws
+            .sns
+            .publish()
+            .topic_arn(self.id(topic_logical_id))
+            .message(event.to_string())
+            .message_attributes("type", attr)
+            .send()
+            .await
+            .expect("publish");
     }
 
     pub async fn get_item(
@@ -153,22 +187,32 @@ impl Local {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// Signs up a fresh user with `role` (buyer or seller), confirms and logs in, all over HTTP.
-    /// Locally any confirmation code is accepted: the emulator sends no email.
+    /// Signs up a fresh user with `role` (buyer or seller), confirms with the code Cognito mailed
+    /// and logs in, all over HTTP.
     pub async fn signed_up(&self, role: &str) -> TestUser {
         let email = format!("{}@example.com", unique(role));
         let body = serde_json::json!({"email": email, "password": PASSWORD, "role": role, "display_name": format!("Test {role}")});
         let (status, created) = self.call(reqwest::Method::POST, "/auth/signup", Some(&body.to_string())).await;
         assert_eq!(status, 201, "sign-up: {created}");
+        let code = self.mailed_code(&email).await;
         let (status, confirmed) = self
             .call(
                 reqwest::Method::POST,
                 "/auth/confirm",
-                Some(&serde_json::json!({"email": email, "code": "123456"}).to_string()),
+                Some(&serde_json::json!({"email": email, "code": code}).to_string()),
             )
             .await;
         assert_eq!(status, 200, "confirm: {confirmed}");
         self.logged_in(&email, PASSWORD).await
+    }
+
+    /// The verification code in the last email Cognito sent to `email` ([`devstack::mailbox`]).
+    pub async fn mailed_code(&self, email: &str) -> String {
+        let cognito = self.endpoint("COGNITO_IDENTITY_PROVIDER");
+        eventually(Duration::from_secs(10), &format!("a verification email to {email}"), || {
+            devstack::mailbox::verification_code(&self.http, &cognito, email)
+        })
+        .await
     }
 
     /// Logs an existing user in over HTTP.

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_sns::types::MessageAttributeValue;
 use integration_tests::{eventually, product_body, unique, Local};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -28,24 +27,6 @@ fn envelope(event_type: &str, data: Value) -> Value {
         "data": data,
         "metadata": {"correlation_id": unique("corr")}
     })
-}
-
-async fn publish(local: &Local, topic: &str, event: &Value) {
-    let attr = MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(event["type"].as_str().unwrap())
-        .build()
-        .unwrap();
-    local
-        .aws
-        .sns
-        .publish()
-        .topic_arn(local.id(topic))
-        .message(event.to_string())
-        .message_attributes("type", attr)
-        .send()
-        .await
-        .expect("publish");
 }
 
 #[tokio::test]
@@ -88,7 +69,7 @@ async fn an_event_excluded_by_a_filter_policy_never_reaches_that_queue() {
     // `product.viewed` passes the analytics subscription (prefix `product.`) but not the search
     // index subscription (an explicit list of types).
     let viewed = envelope("product.viewed", json!({"product_id": unique("p"), "seller_id": seller}));
-    publish(&local, "ProductEventsTopic", &viewed).await;
+    local.publish("ProductEventsTopic", &viewed).await;
     let id = viewed["id"].as_str().unwrap();
 
     let analytics_key = format!("analytics-consumer#{id}");
@@ -111,8 +92,8 @@ async fn the_same_event_delivered_twice_is_processed_once() {
     let local = Local::connect().await;
     let seller = unique("seller");
     let event = envelope("product.updated", json!({"product_id": unique("p"), "seller_id": seller}));
-    publish(&local, "ProductEventsTopic", &event).await;
-    publish(&local, "ProductEventsTopic", &event).await;
+    local.publish("ProductEventsTopic", &event).await;
+    local.publish("ProductEventsTopic", &event).await;
 
     // The second delivery is seen as a duplicate (counted on the idempotency record)...
     let key = format!("analytics-consumer#{}", event["id"].as_str().unwrap());

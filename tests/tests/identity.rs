@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use integration_tests::tokens::{b64, claims, sign};
+use integration_tests::tokens::{b64, claims, header, outsider_key, pool_access_key, sign};
 use integration_tests::{eventually, unique, Local, PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -87,36 +87,33 @@ async fn every_kind_of_bad_token_is_401_with_the_documented_body() {
     let local = Local::connect().await;
     let user = local.signed_up("buyer").await;
     let real = claims(&user.access_token);
+    let kid = header(&user.access_token)["kid"].as_str().expect("a kid").to_string();
+    let pool_key = pool_access_key(&local.id("UserPool"));
     let now = chrono::Utc::now().timestamp();
     let with = |field: &str, value: Value| {
         let mut c = real.clone();
         c[field] = value;
-        sign(&c, "dummy")
+        sign(&c, &kid, &pool_key)
     };
-    // The control: the same claims re-signed with the emulator's key pass the authorizer, so each
+    // The control: the same claims re-signed with the pool's key pass the authorizer, so each
     // case below fails for the one thing it changes.
-    let (status, _) = local.call_as(Some(&sign(&real, "dummy")), Method::GET, "/api/v1/users/me", None).await;
+    let (status, _) = local.call_as(Some(&sign(&real, &kid, &pool_key)), Method::GET, "/api/v1/users/me", None).await;
     assert!(status == 200 || status == 404, "a re-signed valid token must pass the authorizer, got {status}");
 
     let forged_hs256 = {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-        header.kid = Some("dummy".into());
-        let public = local
-            .http
-            .get(format!("{}/{}/.well-known/jwks.json", local.stack.endpoint, local.id("UserPool")))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        header.kid = Some(kid.clone());
+        let jwks =
+            format!("{}/{}/.well-known/jwks.json", local.endpoint("COGNITO_IDENTITY_PROVIDER"), local.id("UserPool"));
+        let public = local.http.get(jwks).send().await.unwrap().text().await.unwrap();
         jsonwebtoken::encode(&header, &real, &jsonwebtoken::EncodingKey::from_secret(public.as_bytes())).unwrap()
     };
     let parts: Vec<&str> = user.access_token.split('.').collect();
     let mut tampered_claims = real.clone();
     tampered_claims["cognito:groups"] = json!(["admin"]);
     let tampered = format!("{}.{}.{}", parts[0], b64(tampered_claims.to_string().as_bytes()), parts[2]);
-    let alg_none = format!("{}.{}.", b64(br#"{"alg":"none","typ":"JWT","kid":"dummy"}"#), parts[1]);
+    let alg_none =
+        format!("{}.{}.", b64(json!({"alg": "none", "typ": "JWT", "kid": kid}).to_string().as_bytes()), parts[1]);
     let other_pool = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_00000000000000000000000000000000";
 
     let cases: Vec<(&str, Option<String>)> = vec![
@@ -128,7 +125,7 @@ async fn every_kind_of_bad_token_is_401_with_the_documented_body() {
                 let mut c = real.clone();
                 c["iat"] = json!(now - 7200);
                 c["exp"] = json!(now - 3600);
-                sign(&c, "dummy")
+                sign(&c, &kid, &pool_key)
             }),
         ),
         ("wrong issuer", Some(with("iss", json!(other_pool)))),
@@ -137,7 +134,8 @@ async fn every_kind_of_bad_token_is_401_with_the_documented_body() {
         ("alg none", Some(alg_none)),
         ("HS256 signed with the public key", Some(forged_hs256)),
         ("tampered payload", Some(tampered)),
-        ("unknown kid", Some(sign(&real, "rotated-key-2026"))),
+        ("unknown kid", Some(sign(&real, "rotated-key-2026", &pool_key))),
+        ("the pool's kid, signed by another key", Some(sign(&real, &kid, &outsider_key()))),
     ];
     for (name, token) in cases {
         let (status, body) = local.call_as(token.as_deref(), Method::GET, "/api/v1/users/me", None).await;
@@ -202,7 +200,15 @@ async fn cognito_errors_are_clear_4xx() {
     let (status, err) = local.call(Method::POST, "/auth/login", Some(&login(PASSWORD))).await;
     assert_eq!((status, err["details"]["reason"].as_str()), (403, Some("not_confirmed")), "{err}");
 
-    local.call(Method::POST, "/auth/confirm", Some(&json!({"email": email, "code": "000000"}).to_string())).await;
+    // A wrong code is refused; the mailed one confirms.
+    let mailed = local.mailed_code(&email).await;
+    let wrong_code = if mailed == "000000" { "111111" } else { "000000" };
+    let (status, err) =
+        local.call(Method::POST, "/auth/confirm", Some(&json!({"email": email, "code": wrong_code}).to_string())).await;
+    assert_eq!((status, err["details"]["field"].as_str()), (400, Some("code")), "wrong code: {err}");
+    let (status, _) =
+        local.call(Method::POST, "/auth/confirm", Some(&json!({"email": email, "code": mailed}).to_string())).await;
+    assert_eq!(status, 200);
     let (status, wrong) = local.call(Method::POST, "/auth/login", Some(&login("Wrong-passw0rd"))).await;
     assert_eq!((status, wrong["code"].as_str()), (401, Some("UNAUTHORIZED")));
     let unknown = json!({"email": format!("{}@example.com", unique("nobody")), "password": PASSWORD}).to_string();

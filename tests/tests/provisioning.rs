@@ -20,9 +20,7 @@ async fn counts(local: &Local) -> (usize, usize, usize) {
 async fn provisioning_twice_changes_nothing() {
     let local = Local::connect().await;
     let template = Template::load(&workspace_root().join("infra/template.yaml")).unwrap();
-    let fresh = || {
-        Stack::new(&local.stack.stack_name, &local.stack.region, &local.stack.endpoint, local.stack.parameters.clone())
-    };
+    let fresh = || Stack::new(&local.stack.stack_name, &local.stack.region, local.stack.parameters.clone());
 
     let first = provision(&template, &local.aws, fresh()).await.expect("first provision");
     let before = counts(&local).await;
@@ -83,7 +81,7 @@ async fn an_unsupported_resource_type_stops_provisioning_and_names_the_resource(
         "Resources:\n  FirstQueue:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: {queue}\n  WebServer:\n    Type: AWS::EC2::Instance\n    Properties:\n      ImageId: ami-123\n"
     ))
     .unwrap();
-    let stack = Stack::new("unsupported", &local.stack.region, &local.stack.endpoint, BTreeMap::new());
+    let stack = Stack::new("unsupported", &local.stack.region, BTreeMap::new());
     let err = provision(&template, &local.aws, stack).await.unwrap_err().to_string();
     assert!(err.contains("WebServer") && err.contains("AWS::EC2::Instance"), "{err}");
     // Refused before anything was created.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use integration_tests::{eventually, listed, order, workspace_root, Local, TestUser};
+use integration_tests::{eventually, listed, order, unique, workspace_root, Local, TestUser};
 use serde_json::{json, Value};
 
 /// Something that notifies `buyer`: an order placed (its `order.created` notification).
@@ -211,5 +211,68 @@ async fn an_sse_client_that_reconnects_with_last_event_id_misses_nothing() {
         assert_eq!(refused.status().as_u16(), 401, "{entry}");
         let refused = local.http.get(&stream).bearer_auth("not-a-token").send().await.unwrap();
         assert_eq!(refused.status().as_u16(), 401, "{entry}");
+    }
+}
+
+/// An `order.shipped` for `buyer`, stamped `at`, published to the order topic as orders-api
+/// would; its order id.
+async fn shipped_at(local: &Local, buyer: &TestUser, at: chrono::DateTime<chrono::Utc>) -> String {
+    let order_id = unique("order");
+    let event = json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "type": "order.shipped",
+        "timestamp": at.to_rfc3339(),
+        "source": "integration-tests",
+        "data": {"order_id": order_id, "buyer_id": buyer.user_id, "seller_id": unique("seller"),
+                 "total": {"amount": 500, "currency": "JPY"}, "lines": []},
+        "metadata": {"correlation_id": unique("corr")}
+    });
+    local.publish("OrderEventsTopic", &event).await;
+    order_id
+}
+
+#[tokio::test]
+async fn notifications_keep_their_inbox_order_when_events_come_out_of_order() {
+    let local = Local::connect().await;
+    let (buyer, _) = setup(&local).await;
+    let (_, _, now) = poll(&local, &buyer, "", None).await;
+    let start = now["cursor"].as_str().unwrap().to_string();
+    let after_start = format!("?after={start}");
+    let arrived = |n: usize| {
+        let (local, buyer, query) = (&local, &buyer, &after_start);
+        async move {
+            let (_, _, body) = poll(local, buyer, query, None).await;
+            (body["items"].as_array()?.len() >= n).then_some(())
+        }
+    };
+
+    // Events come off a standard queue: here the later one is numbered first.
+    let stamped = chrono::Utc::now();
+    let later = shipped_at(&local, &buyer, stamped + chrono::Duration::seconds(60)).await;
+    eventually(Duration::from_secs(30), "the later event's notification", || arrived(1)).await;
+    let earlier = shipped_at(&local, &buyer, stamped).await;
+    eventually(Duration::from_secs(30), "the earlier event's notification", || arrived(2)).await;
+
+    let subjects = |items: &[Value]| items.iter().map(|n| n["subject_id"].as_str().unwrap().to_string()).collect();
+    let numbers = |items: &[Value]| items.iter().map(|n| n["seq"].as_u64().unwrap()).collect::<Vec<_>>();
+    // Long polling from the cursor: in the inbox's order, which the cursor after them follows.
+    let (_, _, since) = poll(&local, &buyer, &after_start, None).await;
+    let items = since["items"].as_array().unwrap();
+    assert_eq!(subjects(items), vec![later.clone(), earlier.clone()], "{since}");
+    assert!(numbers(items).windows(2).all(|w| w[1] == w[0] + 1), "{since}");
+    // The list: newest first by number, not by the events' timestamps.
+    let (_, _, list) = poll(&local, &buyer, "", None).await;
+    let newest: Vec<String> = subjects(&list["items"].as_array().unwrap()[..2]);
+    assert_eq!(newest, vec![earlier.clone(), later.clone()], "{list}");
+    // SSE from the same cursor: the same order, each event id the cursor after it.
+    for (entry, base) in stream_bases(&local) {
+        let mut client = SseClient::open(&local, &base, &buyer, Some(&start)).await;
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let Some((id, n)) = client.next(Duration::from_secs(10)).await else { break };
+            assert_eq!(id, n["seq"].to_string(), "{entry}: a buyer's cursor is the number");
+            got.push(n);
+        }
+        assert_eq!(subjects(&got), vec![later.clone(), earlier.clone()], "{entry}");
     }
 }

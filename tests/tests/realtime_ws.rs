@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{SinkExt, StreamExt};
-use integration_tests::{eventually, listed, order, workspace_root, Local, TestUser};
+use integration_tests::{eventually, listed, order, workspace_root, Local, Stack, TestUser};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -176,6 +176,34 @@ async fn a_client_dropped_during_a_burst_resumes_with_every_message_once() {
     assert!(in_order(&chat_until(&mut fresh, 40, Duration::from_secs(30)).await, 36, 40));
 }
 
+/// The next answer, which after a resume is the `resumed` frame.
+async fn resumed(socket: &mut Socket) -> Option<Value> {
+    answer(socket, Duration::from_secs(15)).await
+}
+
+#[tokio::test]
+async fn resuming_with_nothing_new_answers_resumed_at_once() {
+    let local = Local::connect().await;
+    let (seller, buyer, order_id) = conversation(&local).await;
+    // An empty conversation, resumed at connect: nothing to send, and `resumed` says so.
+    let mut client = connect(&buyer, Some(&format!("{order_id}:0"))).await;
+    let frame = resumed(&mut client).await.expect("the resumed frame of an empty conversation");
+    assert_eq!((frame["type"].as_str(), frame["last_seq"].as_u64()), (Some("resumed"), Some(0)), "{frame}");
+
+    // A client that has every message: resumed at its last number, and no message again.
+    for i in 1..=2 {
+        assert_eq!(post(&local, &seller, &order_id, &format!("message {i}")).await.0, 201);
+    }
+    assert_eq!(chat_until(&mut client, 2, Duration::from_secs(30)).await, vec![1, 2]);
+    let mut up_to_date = connect(&buyer, Some(&format!("{order_id}:2"))).await;
+    let frame = resumed(&mut up_to_date).await.expect("the resumed frame of a client that is up to date");
+    assert_eq!((frame["type"].as_str(), frame["last_seq"].as_u64()), (Some("resumed"), Some(2)), "{frame}");
+    send(&mut client, json!({"action": "resume", "conversation_id": order_id, "after": 2})).await;
+    let frame = resumed(&mut client).await.expect("the resumed frame of a resume message");
+    assert_eq!((frame["type"].as_str(), frame["last_seq"].as_u64()), (Some("resumed"), Some(2)), "{frame}");
+    assert!(chat_until(&mut up_to_date, 1, Duration::from_millis(800)).await.is_empty());
+}
+
 #[tokio::test]
 async fn strangers_cannot_connect_to_read_or_write_a_conversation() {
     let local = Local::connect().await;
@@ -333,8 +361,13 @@ async fn notifications_arrive_live_over_the_websocket() {
 }
 
 /// The template's WebSocket API served by this test alone, with the real functions and a short
-/// idle timeout (API Gateway's is ten minutes, too long for a test); its `ws://` URL.
-async fn own_websocket_api(local: &Local, idle_timeout: Duration) -> String {
+/// idle timeout (API Gateway's is ten minutes, too long for a test); its `ws://` URL and its
+/// connections table.
+///
+/// The table is its own too. Connections are kept per API: the shared devstack's push jobs
+/// (the welcome notification of the user signed up here, say) would find these connections in a
+/// shared table, get 410 Gone from the shared API's `@connections`, and rightly remove them.
+async fn own_websocket_api(local: &Local, idle_timeout: Duration) -> (String, String) {
     use devstack::local::{assemble, LocalEndpoints};
     let root = workspace_root();
     let template = devstack::template::Template::load(&root.join("infra/template.yaml")).unwrap();
@@ -353,21 +386,35 @@ async fn own_websocket_api(local: &Local, idle_timeout: Duration) -> String {
         websocket_management: Some(format!("http://{addr}/{stage}")),
         websocket_idle_timeout: Some(idle_timeout),
     };
-    let api =
-        assemble(&template, &local.stack, &local.aws, &bin_dir, devstack::runtime::Output::Quiet, false, &endpoints)
-            .expect("assemble the local APIs");
+    let connections = template.resources().into_iter().find(|r| r.logical_id == "ConnectionsTable").unwrap();
+    let only_connections =
+        json!({"Resources": {"ConnectionsTable": {"Type": connections.kind, "Properties": connections.properties}}});
+    let own = devstack::template::Template::parse(&only_connections.to_string()).unwrap();
+    let own_name = integration_tests::unique("own-ws");
+    let own = devstack::provision::provision(
+        &own,
+        &local.aws,
+        Stack::new(&own_name, &local.stack.region, Default::default()),
+    )
+    .await
+    .expect("the connections table of its own");
+    let mut stack = local.stack.clone();
+    let table = own.physical_id("ConnectionsTable").unwrap().to_string();
+    stack.resources.insert("ConnectionsTable".into(), own.resources["ConnectionsTable"].clone());
+    let api = assemble(&template, &stack, &local.aws, &bin_dir, devstack::runtime::Output::Quiet, false, &endpoints)
+        .expect("assemble the local APIs");
     let ws = api.websocket.expect("the template has a WebSocket API");
     assert_eq!(ws.stage, stage);
     let app = devstack::websocket::router(ws).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("ws://{addr}/{stage}")
+    (format!("ws://{addr}/{stage}"), table)
 }
 
 #[tokio::test]
 async fn idle_connections_are_closed_and_heartbeats_keep_them_open() {
     let local = Local::connect().await;
     let idle = Duration::from_secs(4);
-    let url = own_websocket_api(&local, idle).await;
+    let (url, table) = own_websocket_api(&local, idle).await;
     let buyer = local.signed_up("buyer").await;
     let open = |url: String, token: String| async move {
         tokio_tungstenite::connect_async(format!("{url}?token={token}")).await.expect("connect").0
@@ -414,7 +461,6 @@ async fn idle_connections_are_closed_and_heartbeats_keep_them_open() {
     assert!(pongs >= 3, "{pongs} pongs");
 
     // The closed connection's record is gone ($disconnect ran); the live one's remains.
-    let table = local.id("ConnectionsTable");
     eventually(Duration::from_secs(30), "one connection record left", || async {
         let page = local
             .aws

@@ -71,16 +71,17 @@ impl<S: jwks::JwksSource, D: IdentityDirectory> Identifier<S, D> {
     }
 }
 
-/// Where the pool's keys are: `JWKS_URL` if set; locally the emulator's; on AWS Cognito's.
+/// Where the pool's keys are: `JWKS_URL` if set; else under the Cognito endpoint, when one is
+/// configured (`AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER`, else `AWS_ENDPOINT_URL`: a local
+/// emulator); else Cognito's own. Not derived from the tokens' `iss`, which names AWS's host even
+/// locally.
 pub fn jwks_url(region: &str, pool: &str) -> String {
     if let Ok(url) = std::env::var("JWKS_URL") {
         return url;
     }
-    match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(endpoint) if !endpoint.is_empty() => {
-            format!("{}/{pool}/.well-known/jwks.json", endpoint.trim_end_matches('/'))
-        }
-        _ => format!("https://cognito-idp.{region}.amazonaws.com/{pool}/.well-known/jwks.json"),
+    match shared::config::service_endpoint("COGNITO_IDENTITY_PROVIDER") {
+        Some(endpoint) => format!("{}/{pool}/.well-known/jwks.json", endpoint.trim_end_matches('/')),
+        None => format!("https://cognito-idp.{region}.amazonaws.com/{pool}/.well-known/jwks.json"),
     }
 }
 

@@ -17,6 +17,7 @@ use shared::http::{service_router, QueryParams};
 
 use crate::compose::{seller_inbox, user_inbox, Notification};
 use crate::cursor::Cursor;
+use crate::listing::{interleave, Order};
 use crate::store::NotificationStore;
 
 /// Longest `wait` of a long poll: under API Gateway's 29 s integration timeout.
@@ -75,24 +76,24 @@ pub async fn latest<S: NotificationStore>(store: &S, inboxes: &[String]) -> Resu
     Ok(Cursor(seqs))
 }
 
-/// What came after `cursor` in each inbox, oldest first, and the cursor after it.
+/// What came after `cursor` in each inbox, in each inbox's order (its numbers), and the cursor
+/// after it.
 pub async fn since<S: NotificationStore>(
     store: &S,
     inboxes: &[String],
     cursor: &Cursor,
     limit: usize,
 ) -> Result<(Vec<Notification>, Cursor), ApiError> {
-    let mut items = Vec::new();
+    let mut per_inbox = Vec::with_capacity(inboxes.len());
     let mut next = cursor.clone();
     for (i, inbox) in inboxes.iter().enumerate() {
         let found = store.after(inbox, cursor.0[i], limit).await.map_err(ApiError::unavailable)?;
         if let Some(last) = found.last() {
             next.0[i] = last.seq;
         }
-        items.extend(found);
+        per_inbox.push(found);
     }
-    items.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.seq.cmp(&b.seq)));
-    Ok((items, next))
+    Ok((interleave(per_inbox, Order::OldestFirst), next))
 }
 
 fn etag_of(body: &[u8]) -> String {

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod compose;
 pub mod cursor;
+pub mod listing;
 pub mod store;
 
 use compose::{notifications_for, Audience};

@@ -25,7 +25,8 @@ pub trait NotificationStore: Send + Sync {
     /// Numbers and writes a notification and its email; writing the same id again changes nothing.
     /// The notification as stored (with its number).
     fn save(&self, notification: &Notification) -> impl Future<Output = Result<Notification, String>> + Send;
-    /// The notifications of some inboxes, newest first, unread only if asked.
+    /// The notifications of some inboxes, newest first (each inbox by its numbers, see
+    /// [`crate::listing`]), unread only if asked.
     fn list(
         &self,
         inboxes: &[String],
@@ -163,7 +164,7 @@ impl NotificationStore for DynamoNotificationStore {
     }
 
     async fn list(&self, inboxes: &[String], unread_only: bool, limit: usize) -> Result<Vec<Notification>, String> {
-        let mut all = Vec::new();
+        let mut per_inbox = Vec::with_capacity(inboxes.len());
         for inbox in inboxes {
             let mut query = self
                 .client
@@ -180,9 +181,9 @@ impl NotificationStore for DynamoNotificationStore {
                     .expression_attribute_names("#read", "read")
                     .expression_attribute_values(":no", AttributeValue::Bool(false));
             }
-            all.extend(shared::store::query_as::<Notification>(query, limit).await?);
+            per_inbox.push(shared::store::query_as::<Notification>(query, limit).await?);
         }
-        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.seq.cmp(&a.seq)));
+        let mut all = crate::listing::interleave(per_inbox, crate::listing::Order::NewestFirst);
         all.truncate(limit);
         Ok(all)
     }

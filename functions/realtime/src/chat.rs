@@ -200,7 +200,9 @@ impl ChatStore {
         .await
     }
 
-    /// Messages numbered `from..=to` (or from `from` on), in order.
+    /// Messages numbered `from..=to` (or from `from` on), in order. An empty range (`to` before
+    /// `from`: a client that has everything) reads nothing: DynamoDB refuses a `BETWEEN` whose
+    /// bounds are the wrong way round with a ValidationException.
     pub async fn range(
         &self,
         conversation: &str,
@@ -208,12 +210,13 @@ impl ChatStore {
         to: Option<u64>,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, String> {
+        let Some((from, to)) = seq_bounds(from, to) else { return Ok(Vec::new()) };
         let mut query = self
             .client
             .query()
             .table_name(&self.table)
             .expression_attribute_values(":c", AttributeValue::S(conversation.into()))
-            .expression_attribute_values(":from", AttributeValue::N(from.max(1).to_string()))
+            .expression_attribute_values(":from", AttributeValue::N(from.to_string()))
             .consistent_read(true);
         query = match to {
             Some(to) => query
@@ -222,5 +225,29 @@ impl ChatStore {
             None => query.key_condition_expression("conversation_id = :c AND seq >= :from"),
         };
         shared::store::query_as(query, limit).await
+    }
+}
+
+/// The numbers `from..=to` as key bounds (messages are numbered from 1), or `None` for a range
+/// with nothing in it, which must not reach DynamoDB.
+fn seq_bounds(from: u64, to: Option<u64>) -> Option<(u64, Option<u64>)> {
+    let from = from.max(1);
+    match to {
+        Some(to) if to < from => None,
+        _ => Some((from, to)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seq_bounds;
+
+    #[test]
+    fn an_empty_range_is_never_queried() {
+        assert_eq!(seq_bounds(41, Some(40)), None, "a client that is up to date");
+        assert_eq!(seq_bounds(1, Some(0)), None, "an empty conversation");
+        assert_eq!(seq_bounds(0, Some(0)), None);
+        assert_eq!(seq_bounds(40, Some(40)), Some((40, Some(40))));
+        assert_eq!(seq_bounds(0, None), Some((1, None)));
     }
 }

@@ -51,40 +51,54 @@ impl Pusher {
         Ok(Some(last.unwrap_or(from.saturating_sub(1))))
     }
 
+    /// Delivers messages `first..=last` of a conversation to every connection of both parties:
+    /// each connection gets what comes after its cursor, up to `last`; a connection without a
+    /// cursor (it has had nothing of this conversation yet) gets the whole run. One call serves
+    /// a run of consecutive jobs of one conversation: the push consumer hands it `first` and
+    /// `last` of the run, so nothing in the run is lost to a connection that opened before it.
+    pub async fn deliver_chat(
+        &self,
+        conversation_id: &str,
+        first: u64,
+        last: u64,
+        buyer_id: &str,
+        seller_id: &str,
+    ) -> Result<(), String> {
+        let mut targets: BTreeSet<String> = self.connections.of_user(buyer_id).await?.into_iter().collect();
+        targets.extend(self.connections.of_seller(seller_id).await?);
+        let targets: Vec<String> = targets.into_iter().collect();
+        let cursors = self.connections.cursors(&targets, conversation_id).await?;
+        // Most connections have everything before the last message: they get it from one read.
+        let Some(message) = self.chat.get(conversation_id, last).await? else {
+            return Err(format!("chat message {conversation_id}#{last} is not stored"));
+        };
+        let frame = json!({"type": "chat_message", "message": message});
+        let deliveries = targets.iter().map(|connection| {
+            let (from, frame) = (cursors.get(connection).map_or(first, |c| c + 1), &frame);
+            async move {
+                let delivered = if from > last {
+                    return Ok(None); // it has these already
+                } else if from == last {
+                    self.post(connection, frame).await?
+                } else {
+                    // Behind by more than the last one: the missing ones first, in order.
+                    self.send_range(connection, conversation_id, from, Some(last)).await?.is_some()
+                };
+                Ok(delivered.then_some(connection.clone()))
+            }
+        });
+        let outcome = each_concurrently(deliveries).await;
+        // The cursors of those that got it, in batches, whatever happened to the others: a retry
+        // of the job then skips them.
+        let delivered: Vec<String> = outcome.delivered.into_iter().flatten().collect();
+        self.connections.set_cursors(&delivered, conversation_id, last).await?;
+        outcome.result
+    }
+
     pub async fn run(&self, job: &PushJob) -> Result<(), String> {
         match job {
             PushJob::ChatMessage { conversation_id, seq, buyer_id, seller_id } => {
-                let mut targets: BTreeSet<String> = self.connections.of_user(buyer_id).await?.into_iter().collect();
-                targets.extend(self.connections.of_seller(seller_id).await?);
-                let targets: Vec<String> = targets.into_iter().collect();
-                let cursors = self.connections.cursors(&targets, conversation_id).await?;
-                // Most connections have everything before this message: they get it from one read.
-                let Some(message) = self.chat.get(conversation_id, *seq).await? else {
-                    return Err(format!("chat message {conversation_id}#{seq} is not stored"));
-                };
-                let frame = json!({"type": "chat_message", "message": message});
-                let deliveries = targets.iter().map(|connection| {
-                    let (cursor, frame) = (cursors.get(connection).copied(), &frame);
-                    async move {
-                        if cursor.is_some_and(|c| c >= *seq) {
-                            return Ok(None); // it has this one already
-                        }
-                        let delivered = match cursor {
-                            // Behind by more than this one: the missing ones first, in order.
-                            Some(c) if c + 1 < *seq => {
-                                self.send_range(connection, conversation_id, c + 1, Some(*seq)).await?.is_some()
-                            }
-                            _ => self.post(connection, frame).await?,
-                        };
-                        Ok(delivered.then_some(connection.clone()))
-                    }
-                });
-                let outcome = each_concurrently(deliveries).await;
-                // The cursors of those that got it, in batches, whatever happened to the others:
-                // a retry of the job then skips them.
-                let delivered: Vec<String> = outcome.delivered.into_iter().flatten().collect();
-                self.connections.set_cursors(&delivered, conversation_id, *seq).await?;
-                outcome.result
+                self.deliver_chat(conversation_id, *seq, *seq, buyer_id, seller_id).await
             }
             PushJob::Resume { conversation_id, connection_id, after } => {
                 let cursor = self.connections.cursor(connection_id, conversation_id).await?;

@@ -12,14 +12,13 @@ pub mod functions;
 pub mod gateway;
 pub mod lambda_api;
 pub mod local;
+pub mod mailbox;
 pub mod provision;
 pub mod runtime;
 pub mod stack;
 pub mod template;
 pub mod throttle;
 pub mod websocket;
-
-use aws_config::{BehaviorVersion, Region};
 
 /// The SDK clients devstack uses against the emulator.
 #[derive(Debug, Clone)]
@@ -28,21 +27,21 @@ pub struct Clients {
     pub sns: aws_sdk_sns::Client,
     pub ddb: aws_sdk_dynamodb::Client,
     pub cognito: aws_sdk_cognitoidentityprovider::Client,
+    /// The region the clients call.
+    pub region: String,
 }
 
 impl Clients {
-    pub async fn connect(endpoint: &str, region: &str) -> Clients {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .endpoint_url(endpoint)
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "devstack"))
-            .load()
-            .await;
+    /// Clients configured as the functions' are: endpoints, region and credentials from the
+    /// environment ([`shared::config::aws_sdk_config`]).
+    pub async fn from_env() -> Clients {
+        let config = shared::config::aws_sdk_config().await;
         Clients {
             sqs: aws_sdk_sqs::Client::new(&config),
             sns: aws_sdk_sns::Client::new(&config),
             ddb: aws_sdk_dynamodb::Client::new(&config),
             cognito: aws_sdk_cognitoidentityprovider::Client::new(&config),
+            region: config.region().map(|r| r.to_string()).unwrap_or_else(|| shared::config::DEFAULT_REGION.into()),
         }
     }
 }

@@ -46,11 +46,13 @@ pub struct LocalEndpoints {
 /// devstack's own endpoints, so that functions invoke one another and post to WebSocket
 /// connections as on AWS.
 pub fn local_environment(stack: &Stack, endpoints: &LocalEndpoints) -> BTreeMap<String, String> {
-    let mut env = BTreeMap::from([
-        ("AWS_ENDPOINT_URL".to_string(), stack.endpoint.clone()),
+    // The emulators' endpoints exactly as the stack was provisioned with them, per service where
+    // a service is elsewhere; the access key is the account id, the one account of every ARN.
+    let mut env = stack.endpoints.clone();
+    env.extend([
         ("AWS_REGION".to_string(), stack.region.clone()),
         ("AWS_DEFAULT_REGION".to_string(), stack.region.clone()),
-        ("AWS_ACCESS_KEY_ID".to_string(), "test".to_string()),
+        ("AWS_ACCESS_KEY_ID".to_string(), stack.account_id.clone()),
         ("AWS_SECRET_ACCESS_KEY".to_string(), "test".to_string()),
     ]);
     if let Some(endpoint) = &endpoints.lambda {

@@ -55,10 +55,6 @@ struct Common {
     /// Where the resolved names, ARNs and URLs are written.
     #[arg(long, default_value = ".devstack/stack.json", env = "DEVSTACK_STATE")]
     state: PathBuf,
-    #[arg(long, default_value = "http://127.0.0.1:4566", env = "AWS_ENDPOINT_URL")]
-    endpoint: String,
-    #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
-    region: String,
     #[arg(long, default_value = "marketplace")]
     stack_name: String,
     /// Template parameter override, NAME=VALUE (repeatable).
@@ -85,10 +81,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Provision(common) => {
             let (_, _, stack) = provision_stack(&common).await?;
             println!(
-                "devstack: provisioned {} resources of {} into {} (state in {})",
+                "devstack: provisioned {} resources of {} (state in {})",
                 stack.resources.len(),
                 common.template.display(),
-                common.endpoint,
                 common.state.display()
             );
             Ok(())
@@ -101,10 +96,14 @@ async fn run(cli: Cli) -> Result<()> {
 
 async fn provision_stack(common: &Common) -> Result<(Template, Clients, Stack)> {
     let template = Template::load(&common.template)?;
-    let clients = Clients::connect(&common.endpoint, &common.region).await;
-    provision::check_emulator(&clients, &common.endpoint).await?;
+    let clients = Clients::from_env().await;
+    let emulators = provision::check_emulator(&clients).await?;
+    for (service, emulator) in &emulators {
+        println!("devstack: {service} is answered by {emulator}");
+    }
     let overrides: BTreeMap<String, String> = common.parameters.iter().cloned().collect();
-    let stack = Stack::new(&common.stack_name, &common.region, &common.endpoint, template.parameters(&overrides)?);
+    let mut stack = Stack::new(&common.stack_name, &clients.region, template.parameters(&overrides)?);
+    stack.emulators = emulators;
     let stack = provision::provision(&template, &clients, stack).await?;
     stack.save(&common.state)?;
     Ok((template, clients, stack))
@@ -165,17 +164,12 @@ async fn up(
     let (route_count, mappings, schedules) = (local.route_count, local.queue_mappings, local.schedules);
 
     let base = format!("http://{listen}");
-    println!(
-        "devstack: {route_count} routes, {mappings} queue mappings, {schedules} schedules, emulator at {}",
-        common.endpoint
-    );
+    println!("devstack: {route_count} routes, {mappings} queue mappings, {schedules} schedules");
     println!("devstack: run a schedule now: curl -X POST {lambda_endpoint}/_devstack/schedules/<function>/run");
     println!("devstack: API listening on {base}");
     println!("devstack: try  curl -s -X POST {base}/auth/signup -H 'content-type: application/json' \\");
     println!("             -d '{{\"email\":\"you@example.com\",\"password\":\"Passw0rd!\",\"role\":\"seller\"}}'");
-    println!(
-        "devstack: then confirm (any code works locally), log in and list a product: README.md, \"First requests\""
-    );
+    println!("devstack: then confirm (the code is in the emulator's mail: README.md, \"First requests\"), log in and list a product");
     let ready = common.state.with_file_name("ready");
     std::fs::write(&ready, &base).with_context(|| format!("writing {}", ready.display()))?;
     let app = gateway::router(local.gateway).into_make_service_with_connect_info::<SocketAddr>();

@@ -42,16 +42,81 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "AWS::Lambda::Permission",
 ];
 
-/// Checks that the emulator answers, with a message that says what to do when it does not.
-pub async fn check_emulator(clients: &Clients, endpoint: &str) -> Result<()> {
-    let probe = tokio::time::timeout(Duration::from_secs(5), clients.sqs.list_queues().send()).await;
-    match probe {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => bail!(
-            "the AWS emulator at {endpoint} does not answer ({}). Start it with `make emulator` (or `make dev`).",
-            aws_sdk_sqs::error::DisplayErrorContext(e)
-        ),
-        Err(_) => bail!("the AWS emulator at {endpoint} did not answer within 5 s. Start it with `make emulator`."),
+/// The services devstack provisions, each as (its name, the suffix of its endpoint variable).
+pub const SERVICES: &[(&str, &str)] =
+    &[("sqs", "SQS"), ("sns", "SNS"), ("dynamodb", "DYNAMODB"), ("cognito-idp", "COGNITO_IDENTITY_PROVIDER")];
+
+/// Checks that every service answers where the endpoint variables send it, and finds out which
+/// emulator that is. Returns, per service, "<emulator> at <endpoint>".
+pub async fn check_emulator(clients: &Clients) -> Result<BTreeMap<String, String>> {
+    let variables = shared::config::endpoint_variables();
+    if variables.is_empty() {
+        bail!(
+            "no AWS endpoint is set (AWS_ENDPOINT_URL): devstack only provisions into a local emulator. \
+             Start one with `make emulator`, whose endpoints are in .devstack/aws.env (make dev and make test read it)."
+        );
+    }
+    let within = |what: &'static str| move |_| anyhow!("{what} did not answer within 5 s");
+    let limit = Duration::from_secs(5);
+    let probes = [
+        tokio::time::timeout(limit, clients.sqs.list_queues().send())
+            .await
+            .map_err(within("SQS"))?
+            .map(|_| ())
+            .map_err(sdk),
+        tokio::time::timeout(limit, clients.sns.list_topics().send())
+            .await
+            .map_err(within("SNS"))?
+            .map(|_| ())
+            .map_err(sdk),
+        tokio::time::timeout(limit, clients.ddb.list_tables().limit(1).send())
+            .await
+            .map_err(within("DynamoDB"))?
+            .map(|_| ())
+            .map_err(sdk),
+        tokio::time::timeout(limit, clients.cognito.list_user_pools().max_results(1).send())
+            .await
+            .map_err(within("Cognito"))?
+            .map(|_| ())
+            .map_err(sdk),
+    ];
+    let mut emulators = BTreeMap::new();
+    for ((service, suffix), probe) in SERVICES.iter().zip(probes) {
+        let endpoint = shared::config::service_endpoint_in(&variables, suffix).unwrap_or_default();
+        if let Err(e) = probe {
+            bail!(
+                "{service} at {endpoint} does not answer ({e}). Start the emulator with `make emulator` (or `make dev`)."
+            );
+        }
+        emulators.insert(service.to_string(), format!("{} at {endpoint}", identify_emulator(&endpoint).await));
+    }
+    Ok(emulators)
+}
+
+/// Which emulator serves `endpoint`: MiniStack and LocalStack answer their health endpoints
+/// (MiniStack answers LocalStack's too, so it is asked first), DynamoDB Local is a Jetty server.
+pub async fn identify_emulator(endpoint: &str) -> String {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("an HTTP client");
+    let base = endpoint.trim_end_matches('/');
+    let version = |body: Value| body["version"].as_str().map(|v| format!(" {v}")).unwrap_or_default();
+    for (path, name) in [("/_ministack/health", "MiniStack"), ("/_localstack/health", "LocalStack")] {
+        if let Ok(response) = http.get(format!("{base}{path}")).send().await {
+            if response.status().is_success() {
+                let body = response.json::<Value>().await.unwrap_or_default();
+                return format!("{name}{}", version(body));
+            }
+        }
+    }
+    match http.get(format!("{base}/")).send().await {
+        Ok(response) => {
+            let server = response.headers().get("server").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if server.starts_with("Jetty") {
+                "DynamoDB Local".to_string()
+            } else {
+                format!("an unknown emulator (server: {server:?})")
+            }
+        }
+        Err(_) => "an unknown emulator".to_string(),
     }
 }
 

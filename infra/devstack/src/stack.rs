@@ -10,16 +10,21 @@ use serde_json::Value;
 
 use crate::template::Resolver;
 
-/// The account id the emulator uses for every resource.
-pub const LOCAL_ACCOUNT_ID: &str = "123456789012";
+/// The account id of every local resource.
+pub use shared::config::LOCAL_ACCOUNT_ID;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stack {
     pub stack_name: String,
     pub region: String,
     pub account_id: String,
-    /// The emulator's endpoint (`AWS_ENDPOINT_URL` of every function).
-    pub endpoint: String,
+    /// The endpoint variables the stack was provisioned with (`AWS_ENDPOINT_URL`, and
+    /// `AWS_ENDPOINT_URL_<SERVICE>` where one service is elsewhere): what every function gets.
+    pub endpoints: BTreeMap<String, String>,
+    /// Which emulator answered each service when the stack was provisioned ("sqs": "LocalStack
+    /// 2026.3.0 at http://127.0.0.1:4566").
+    #[serde(default)]
+    pub emulators: BTreeMap<String, String>,
     pub parameters: BTreeMap<String, Value>,
     pub resources: BTreeMap<String, Provisioned>,
 }
@@ -35,15 +40,22 @@ pub struct Provisioned {
 }
 
 impl Stack {
-    pub fn new(stack_name: &str, region: &str, endpoint: &str, parameters: BTreeMap<String, Value>) -> Stack {
+    /// A stack still to provision, against the endpoints in this process's environment.
+    pub fn new(stack_name: &str, region: &str, parameters: BTreeMap<String, Value>) -> Stack {
         Stack {
             stack_name: stack_name.into(),
             region: region.into(),
             account_id: LOCAL_ACCOUNT_ID.into(),
-            endpoint: endpoint.into(),
+            endpoints: shared::config::endpoint_variables(),
+            emulators: BTreeMap::new(),
             parameters,
             resources: BTreeMap::new(),
         }
+    }
+
+    /// Where calls to `service` (e.g. `COGNITO_IDENTITY_PROVIDER`) went when it was provisioned.
+    pub fn service_endpoint(&self, service: &str) -> Option<String> {
+        shared::config::service_endpoint_in(&self.endpoints, service)
     }
 
     pub fn load(path: &Path) -> Result<Stack> {

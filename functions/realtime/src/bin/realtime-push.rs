@@ -35,8 +35,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let mut failed_from = None;
             let mut i = 0;
             while i < jobs.len() {
-                // A delivery of message n sends each connection everything after its cursor up
-                // to n, so a run of deliveries of one conversation is done by its last one.
+                // A run of deliveries of one conversation is done by one delivery of the whole run
+                // (each connection gets what comes after its cursor, up to the run's last message).
                 let mut last = i;
                 while let (
                     Ok(PushJob::ChatMessage { conversation_id: a, .. }),
@@ -48,9 +48,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     }
                     last += 1;
                 }
-                let outcome = match &jobs[last] {
-                    Ok(job) => pusher.run(job).await,
-                    Err(e) => Err(e.clone()),
+                let outcome = match (&jobs[i], &jobs[last]) {
+                    (
+                        Ok(PushJob::ChatMessage { seq: first, .. }),
+                        Ok(PushJob::ChatMessage { conversation_id, seq: last, buyer_id, seller_id }),
+                    ) => pusher.deliver_chat(conversation_id, *first.min(last), *last, buyer_id, seller_id).await,
+                    (_, Ok(job)) => pusher.run(job).await,
+                    (_, Err(e)) => Err(e.clone()),
                 };
                 if let Err(e) = outcome {
                     tracing::error!(message_id = ?records[i].message_id, error = %e, "push failed");
