@@ -5,6 +5,8 @@
 #   stop:   stop what this script started
 #   reset:  wipe the emulator's state (every table, queue, topic and user pool)
 #   status: which emulator answers on each port
+#   ministack PORT: one more MiniStack on PORT, state under .devstack/ministack-PORT (the deploy
+#           rehearsal's); `stop` stops it too
 source "$(dirname "$0")/common.sh"
 scripts="$ROOT/infra/scripts"
 
@@ -145,9 +147,12 @@ case "${1:-start}" in
     write_aws_env
     ;;
   stop)
-    for name in localstack dynamodb-local "ministack-$COGNITO_PORT" "ministack-$EMULATOR_PORT"; do
-      stop_component "$name"
+    for pidfile in "$STATE_DIR"/localstack.pid "$STATE_DIR"/dynamodb-local.pid "$STATE_DIR"/ministack-*.pid; do
+      if [[ -f "$pidfile" ]]; then stop_component "$(basename "$pidfile" .pid)"; fi
     done
+    ;;
+  ministack)
+    ministack "${2:?usage: $0 ministack PORT}"
     ;;
   reset)
     # MiniStack has a reset endpoint; LocalStack and DynamoDB Local (in memory) start again empty.
@@ -172,5 +177,5 @@ case "${1:-start}" in
       echo "$EMULATOR_HOST:$port: $(identify "$port")"
     done
     ;;
-  *) echo "usage: $0 start|stop|reset|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|reset|status|ministack PORT" >&2; exit 2 ;;
 esac

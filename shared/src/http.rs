@@ -13,6 +13,30 @@ use crate::error::{ApiError, ErrorCode};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
+/// Names the build of the function that answered: which code is live after a deploy.
+pub const BUILD_ID_HEADER: &str = "x-build-id";
+
+/// The build a function binary is: `BUILD_ID` as it was when the function's crate was compiled
+/// (a deploy sets it, to a commit or a release), else `dev`. A macro, so that the variable is read
+/// in the crate that uses it: a new `BUILD_ID` rebuilds that function's binary, not the workspace.
+#[macro_export]
+macro_rules! build_id {
+    () => {
+        option_env!("BUILD_ID").unwrap_or("dev")
+    };
+}
+
+/// `router` with the `x-build-id` header on every answer (what [`build_id!`] gives).
+pub fn with_build_id(router: axum::Router, build: &'static str) -> axum::Router {
+    let Ok(value) = HeaderValue::from_str(build) else { return router };
+    router.layer(axum::middleware::map_response(move |mut response: Response| {
+        let value = value.clone();
+        async move {
+            response.headers_mut().insert(BUILD_ID_HEADER, value);
+            response
+        }
+    }))
+}
 
 tokio::task_local! {
     /// The id of the request being served (API Gateway's `requestContext.requestId`).

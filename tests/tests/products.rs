@@ -56,6 +56,9 @@ async fn etags_versions_and_ownership() {
 
     let response = local.http.get(local.url(&path)).send().await.unwrap();
     let etag = response.headers()["etag"].to_str().unwrap().to_string();
+    // Every answer names the build of the function that gave it.
+    let build = response.headers().get("x-build-id").map(|v| v.to_str().unwrap().to_string());
+    assert!(build.is_some_and(|b| !b.is_empty()), "{:?}", response.headers());
     let unchanged = local.http.get(local.url(&path)).header("if-none-match", &etag).send().await.unwrap();
     assert_eq!(unchanged.status().as_u16(), 304);
     assert!(unchanged.text().await.unwrap().is_empty());

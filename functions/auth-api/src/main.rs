@@ -19,5 +19,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         identities: DynamoIdentityStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("IDENTITIES_TABLE")?),
         publisher: SnsPublisher::from_env(aws_sdk_sns::Client::new(&config), &[Topic::UserEvents])?,
     };
-    lambda_http::run(router(service)).await
+    lambda_http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
 }

@@ -11,5 +11,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = aws_sdk_config().await;
     let store = DynamoProductStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("PRODUCTS_TABLE")?);
     let publisher = SnsPublisher::from_env(aws_sdk_sns::Client::new(&config), &[Topic::ProductEvents])?;
-    lambda_http::run(router(ProductService::new(store, publisher))).await
+    lambda_http::run(shared::http::with_build_id(router(ProductService::new(store, publisher)), shared::build_id!()))
+        .await
 }

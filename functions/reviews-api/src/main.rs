@@ -13,5 +13,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         store: DynamoReviewStore::from_env(&config)?,
         publisher: SnsPublisher::from_env(aws_sdk_sns::Client::new(&config), &[Topic::ProductEvents])?,
     };
-    lambda_http::run(router(service)).await
+    lambda_http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
 }
