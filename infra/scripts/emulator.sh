@@ -91,9 +91,11 @@ localstack() {
 
 dynamodb_local() {
   local dir="$STATE_DIR/$DDB_LOCAL_PACKAGE"
-  if ! command -v java >/dev/null 2>&1; then
-    echo "EMULATOR=localstack runs AWS's DynamoDB Local, which needs Java 17 or later: install a JRE" >&2
-    echo "(Debian: apt-get install openjdk-17-jre-headless) and make sure java is on PATH." >&2
+  local java_major
+  java_major=$(java -version 2>&1 | sed -n 's/.* version "\([0-9]*\).*/\1/p' | head -1 || true)
+  if ! command -v java >/dev/null 2>&1 || [[ -z "$java_major" || "$java_major" -lt 17 ]]; then
+    echo "EMULATOR=localstack runs AWS's DynamoDB Local, which needs Java 17 or later (found: ${java_major:-none})." >&2
+    echo "Install a JRE (Debian: apt-get install openjdk-17-jre-headless) and put its java on PATH." >&2
     exit 1
   fi
   if ! compgen -G "$dir/package/lib/*/DynamoDBLocal.jar" >/dev/null; then
