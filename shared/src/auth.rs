@@ -134,9 +134,20 @@ impl Identity {
         if user_id.is_empty() {
             return None;
         }
-        let roles = text("roles").split(',').filter_map(Role::from_group).collect();
-        let seller_id = Some(text("sellerId")).filter(|s| !s.is_empty());
-        Some(Identity { user_id, email: text("email"), roles, seller_id })
+        let roles: Vec<Role> = text("roles").split(',').filter_map(Role::from_group).collect();
+        Some(Identity::new(user_id, text("email"), roles, Some(text("sellerId"))))
+    }
+
+    /// An identity whose seller id counts only with the seller role: a seller id alone (public
+    /// on every product) never makes anyone that seller.
+    pub fn new(user_id: String, email: String, roles: Vec<Role>, seller_id: Option<String>) -> Identity {
+        let seller_id = seller_id.filter(|s| !s.is_empty() && roles.contains(&Role::Seller));
+        Identity { user_id, email, roles, seller_id }
+    }
+
+    /// The seller account the caller acts for: their seller id, if they hold the seller role.
+    pub fn seller_account(&self) -> Option<&str> {
+        self.seller_id.as_deref().filter(|_| self.has_role(Role::Seller))
     }
 }
 
@@ -216,6 +227,17 @@ mod tests {
         assert_eq!(Identity::from_context(&ctx), Some(seller()));
         let anonymous: HashMap<String, Value> = [("userId".to_string(), Value::from(""))].into_iter().collect();
         assert_eq!(Identity::from_context(&anonymous), None);
+    }
+
+    #[test]
+    fn a_seller_id_without_the_seller_role_counts_for_nothing() {
+        let ctx: HashMap<String, Value> =
+            Identity { roles: vec![Role::Buyer], ..seller() }.to_context().into_iter().collect();
+        let read = Identity::from_context(&ctx).unwrap();
+        assert_eq!((read.seller_id.as_deref(), read.seller_account()), (None, None));
+        let forged = Identity { roles: vec![Role::Buyer], ..seller() };
+        assert_eq!(forged.seller_account(), None, "even when built by hand");
+        assert_eq!(seller().seller_account(), Some("s-1"));
     }
 
     #[test]

@@ -315,6 +315,17 @@ impl DomainEvent for UserDeleted {
     const TYPE: &'static str = "user.deleted";
 }
 
+/// An admin disabled a user: their tokens are refused and their connections closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserDisabled {
+    pub user_id: String,
+    pub disabled_by: String,
+}
+
+impl DomainEvent for UserDisabled {
+    const TYPE: &'static str = "user.disabled";
+}
+
 // ---- topics ---------------------------------------------------------------------------------
 
 /// The SNS topics of seed 001 §5.2.
@@ -587,6 +598,7 @@ mod tests {
         check(ProductDeleted { product_id: "p".into(), seller_id: "s".into(), version: 3 });
         check(UserLogin { user_id: "u".into(), email: "u@example.com".into(), source_ip: None });
         check(UserDeleted { user_id: "u".into(), deleted_by: "admin".into() });
+        check(UserDisabled { user_id: "u".into(), disabled_by: "admin".into() });
     }
 
     #[test]

@@ -139,6 +139,39 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// Path parameters (axum's `Path`), with every rejection in the project's error body: a
+/// parameter that is not valid UTF-8 or not of its type is `400 INVALID_REQUEST` naming it.
+#[derive(Debug, Clone)]
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(PathParams(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                let field = match e.kind() {
+                    ErrorKind::InvalidUtf8InPathParam { key }
+                    | ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::DeserializeError { key, .. } => key.clone(),
+                    _ => "path".to_string(),
+                };
+                let reason = match e.kind() {
+                    ErrorKind::InvalidUtf8InPathParam { .. } => "not valid UTF-8".to_string(),
+                    kind => kind.to_string(),
+                };
+                Err(ApiError::new(ErrorCode::InvalidRequest, format!("invalid path parameter `{field}`: {reason}"))
+                    .with_detail("field", field)
+                    .with_detail("reason", reason))
+            }
+            Err(other) => Err(ApiError::internal(other.body_text())),
+        }
+    }
+}
+
 /// Query-string parameters, decoded with the offending parameter named in `details.field`.
 #[derive(Debug, Clone)]
 pub struct QueryParams<T>(pub T);

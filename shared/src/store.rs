@@ -30,6 +30,23 @@ pub async fn query_items(
     }
 }
 
+/// How many items a query matches (after its filter), counted page by page.
+pub async fn query_count(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+) -> Result<u64, String> {
+    let query = query.select(aws_sdk_dynamodb::types::Select::Count);
+    let mut total = 0u64;
+    let mut start = None;
+    loop {
+        let page = query.clone().set_exclusive_start_key(start).send().await.map_err(dynamo_error)?;
+        total += page.count.max(0) as u64;
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            return Ok(total);
+        }
+    }
+}
+
 /// [`query_items`], each item read as a `T`.
 pub async fn query_as<T: serde::de::DeserializeOwned>(
     query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::auth::{permissions_for, Caller, Role};
 use shared::error::{ApiError, ErrorCode};
-use shared::events::{Envelope, EventPublisher, UserCreated, UserDeleted, UserLogin};
+use shared::events::{Envelope, EventPublisher, UserCreated, UserDeleted, UserDisabled, UserLogin};
+use shared::http::PathParams;
 use shared::http::{service_router, JsonBody};
 
 use crate::cognito::{claims_of, Cognito, Tokens};
-use crate::identities::{IdentityRecord, IdentityStore};
+use crate::identities::{IdentityRecord, IdentityStore, RecordError};
 
 pub const SOURCE: &str = "auth-api";
 
@@ -37,7 +38,9 @@ pub fn router<I: IdentityStore + 'static, P: EventPublisher + 'static>(service: 
         .route("/auth/refresh", post(refresh::<I, P>))
         .route("/auth/logout", post(logout::<I, P>))
         .route("/auth/me", get(me::<I, P>))
-        .route("/auth/users/{id}", delete(delete_user::<I, P>));
+        .route("/auth/users/{id}", delete(delete_user::<I, P>))
+        .route("/auth/users/{id}/disable", post(disable_user::<I, P>))
+        .route("/auth/users/{id}/enable", post(enable_user::<I, P>));
     service_router(routes, Arc::new(service))
 }
 
@@ -113,16 +116,30 @@ async fn sign_up<I: IdentityStore, P: EventPublisher>(
     }
     let seller_id = (input.role == SignUpRole::Seller).then(|| uuid::Uuid::now_v7().to_string());
     let email = input.email.to_lowercase();
-    let user_id =
-        service.cognito.sign_up(&email, &input.password, seller_id.as_deref(), input.display_name.as_deref()).await?;
+    let user_id = service.cognito.sign_up(&email, &input.password, input.display_name.as_deref()).await?;
     let group = match input.role {
         SignUpRole::Buyer => Role::Buyer,
         SignUpRole::Seller => Role::Seller,
     };
-    if let Err(err) = service.cognito.add_to_group(&email, group.as_str()).await {
-        // No account without its role: undo the sign-up so the client can simply retry.
+    // The seller id lives in this service's record, written here once: never in a Cognito
+    // attribute, which the user might be able to change with their own token.
+    let record = IdentityRecord {
+        user_id: user_id.clone(),
+        email: email.clone(),
+        seller_id: seller_id.clone(),
+        ..Default::default()
+    };
+    let assigned = match service.identities.create(&record).await {
+        Ok(()) => service.cognito.add_to_group(&email, group.as_str()).await,
+        Err(RecordError::Exists) => Err(ApiError::new(ErrorCode::Conflict, "this account exists already")),
+        Err(RecordError::Deleted | RecordError::Unavailable(_)) => {
+            Err(ApiError::unavailable("identity record not written"))
+        }
+    };
+    if let Err(err) = assigned {
+        // No account without its role and record: undo the sign-up so the client can simply retry.
         if let Err(undo) = service.cognito.delete(&email).await {
-            tracing::error!(error = %undo, "could not undo a sign-up whose role was not assigned");
+            tracing::error!(error = %undo, "could not undo a sign-up whose role or record was not assigned");
         }
         return Err(err);
     }
@@ -148,15 +165,8 @@ async fn confirm<I: IdentityStore, P: EventPublisher>(
     let email = input.email.to_lowercase();
     service.cognito.confirm(&email, input.code.trim()).await?;
     let user = service.cognito.describe(&email).await?;
-    service
-        .identities
-        .upsert(&IdentityRecord {
-            user_id: user.user_id.clone(),
-            email: user.email.clone(),
-            seller_id: user.seller_id.clone(),
-        })
-        .await
-        .map_err(ApiError::unavailable)?;
+    let record = service.identities.ensure(&user.user_id, &user.email).await.map_err(record_error)?;
+    let seller_id = record.seller_id.filter(|_| user.groups.iter().any(|g| g == Role::Seller.as_str()));
     // One `user.created` per user however often confirmation is retried: the id is derived
     // from the user id, so consumers drop a repeat.
     let event = Envelope::with_stable_id(
@@ -166,12 +176,12 @@ async fn confirm<I: IdentityStore, P: EventPublisher>(
             user_id: user.user_id.clone(),
             email: user.email.clone(),
             roles: user.groups.clone(),
-            seller_id: user.seller_id.clone(),
+            seller_id: seller_id.clone(),
             display_name: user.display_name.clone(),
         },
     );
     service.publisher.publish(&event.into_untyped()).await.map_err(ApiError::unavailable)?;
-    Ok(Json(UserView { user_id: user.user_id, email: user.email, roles: user.groups, seller_id: user.seller_id }))
+    Ok(Json(UserView { user_id: user.user_id, email: user.email, roles: user.groups, seller_id }))
 }
 
 /// The caller's source IP as API Gateway saw it.
@@ -195,19 +205,31 @@ async fn login<I: IdentityStore, P: EventPublisher>(
     JsonBody(input): JsonBody<LoginRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     validate_email(&input.email)?;
-    let tokens = service.cognito.login(&input.email.to_lowercase(), &input.password).await?;
+    let email = input.email.to_lowercase();
+    let mut tokens = service.cognito.login(&email, &input.password).await?;
     let claims = claims_of(&tokens.id_token);
     let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let user = UserView {
-        user_id: text("sub").unwrap_or_default(),
-        email: text("email").unwrap_or_else(|| input.email.to_lowercase()),
-        roles: claims
-            .get("cognito:groups")
-            .and_then(|g| g.as_array())
-            .map(|g| g.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
-            .unwrap_or_default(),
-        seller_id: text("custom:seller_id"),
-    };
+    let user_id = text("sub").ok_or_else(|| ApiError::internal("an id token without sub"))?;
+    let email = text("email").unwrap_or(email);
+    // A deleted user's record is a tombstone: no login brings them back.
+    let record = service.identities.ensure(&user_id, &email).await.map_err(record_error)?;
+    // A logout refuses every token issued up to the end of its second. Tokens from a login in
+    // that same second would be refused too, so wait for the next second and log in again.
+    if let Some(valid_after) = record.tokens_valid_after {
+        let issued = claims_of(&tokens.access_token).get("iat").and_then(|v| v.as_i64()).unwrap_or(0);
+        if issued < valid_after {
+            let wait_ms = (valid_after * 1000 - chrono::Utc::now().timestamp_millis()).clamp(0, 1_000) + 20;
+            tokio::time::sleep(std::time::Duration::from_millis(wait_ms as u64)).await;
+            tokens = service.cognito.login(&email, &input.password).await?;
+        }
+    }
+    let roles: Vec<String> = claims
+        .get("cognito:groups")
+        .and_then(|g| g.as_array())
+        .map(|g| g.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let seller_id = record.seller_id.filter(|_| roles.iter().any(|g| g == Role::Seller.as_str()));
+    let user = UserView { user_id, email, roles, seller_id };
     let event =
         Envelope::new(SOURCE, UserLogin { user_id: user.user_id.clone(), email: user.email.clone(), source_ip });
     // Analytics must not stop anyone from logging in: a lost login event is logged, not fatal.
@@ -254,9 +276,13 @@ async fn logout<I: IdentityStore, P: EventPublisher>(
     service.cognito.global_sign_out(&token).await?;
     let claims = claims_of(&token);
     let expires = claims.get("exp").and_then(|v| v.as_i64()).unwrap_or_else(|| chrono::Utc::now().timestamp() + 3600);
+    // Every token issued up to the end of this second is refused: those of other sessions
+    // issued in the same second as this logout included. A login in that second waits for the
+    // next one (see `login`), so its tokens are told apart by `iat`.
+    let valid_after = chrono::Utc::now().timestamp() + 1;
     service
         .identities
-        .revoke(&identity.user_id, chrono::Utc::now().timestamp(), claims.get("jti").and_then(|v| v.as_str()), expires)
+        .revoke(&identity.user_id, valid_after, claims.get("jti").and_then(|v| v.as_str()), expires)
         .await
         .map_err(ApiError::unavailable)?;
     Ok(StatusCode::NO_CONTENT)
@@ -283,7 +309,7 @@ async fn me<I: IdentityStore, P: EventPublisher>(
 async fn delete_user<I: IdentityStore, P: EventPublisher>(
     State(service): Service<I, P>,
     caller: Caller,
-    Path(user_id): Path<String>,
+    PathParams(user_id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     let admin = caller.require(Role::Admin)?.clone();
     let record = service.identities.get(&user_id).await.map_err(ApiError::unavailable)?;
@@ -299,9 +325,49 @@ async fn delete_user<I: IdentityStore, P: EventPublisher>(
     let event =
         Envelope::with_stable_id(SOURCE, &user_id, UserDeleted { user_id: user_id.clone(), deleted_by: admin.user_id });
     service.publisher.publish(&event.into_untyped()).await.map_err(ApiError::unavailable)?;
-    // Last, so that a failure above leaves the record for a retry to find.
-    service.identities.delete(&user_id).await.map_err(ApiError::unavailable)?;
+    // Last, so that a failure above leaves the record for a retry to find. From here on the
+    // authorizer refuses the user's tokens (after its cache), and realtime closes their sockets.
+    service.identities.mark_deleted(&user_id).await.map_err(ApiError::unavailable)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /auth/users/{id}/disable`: the user can no longer log in, their tokens are refused and
+/// their open connections are closed, until `enable`.
+async fn disable_user<I: IdentityStore, P: EventPublisher>(
+    State(service): Service<I, P>,
+    caller: Caller,
+    PathParams(user_id): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    let admin = caller.require(Role::Admin)?.clone();
+    let record = service.identities.get(&user_id).await.map_err(ApiError::unavailable)?;
+    let record = record.ok_or_else(|| ApiError::not_found("user", &user_id))?;
+    service.cognito.set_enabled(&record.email, false).await?;
+    service.identities.set_disabled(&user_id, true).await.map_err(record_error)?;
+    let event = Envelope::new(SOURCE, UserDisabled { user_id: user_id.clone(), disabled_by: admin.user_id });
+    service.publisher.publish(&event.into_untyped()).await.map_err(ApiError::unavailable)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn enable_user<I: IdentityStore, P: EventPublisher>(
+    State(service): Service<I, P>,
+    caller: Caller,
+    PathParams(user_id): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Role::Admin)?;
+    let record = service.identities.get(&user_id).await.map_err(ApiError::unavailable)?;
+    let record = record.ok_or_else(|| ApiError::not_found("user", &user_id))?;
+    service.cognito.set_enabled(&record.email, true).await?;
+    service.identities.set_disabled(&user_id, false).await.map_err(record_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A record that could not be read or written, as the client sees it.
+fn record_error(e: RecordError) -> ApiError {
+    match e {
+        RecordError::Deleted => ApiError::new(ErrorCode::Unauthorized, "this account was deleted"),
+        RecordError::Exists => ApiError::new(ErrorCode::Conflict, "this account exists already"),
+        RecordError::Unavailable(cause) => ApiError::unavailable(cause),
+    }
 }
 
 #[cfg(test)]

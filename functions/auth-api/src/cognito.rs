@@ -113,7 +113,6 @@ impl Tokens {
 pub struct CognitoUser {
     pub user_id: String,
     pub email: String,
-    pub seller_id: Option<String>,
     pub display_name: Option<String>,
     pub groups: Vec<String>,
 }
@@ -149,13 +148,7 @@ impl Cognito {
     }
 
     /// Creates an unconfirmed user and returns its `sub`.
-    pub async fn sign_up(
-        &self,
-        email: &str,
-        password: &str,
-        seller_id: Option<&str>,
-        display_name: Option<&str>,
-    ) -> Result<String, ApiError> {
+    pub async fn sign_up(&self, email: &str, password: &str, display_name: Option<&str>) -> Result<String, ApiError> {
         let mut request = self
             .client
             .sign_up()
@@ -163,9 +156,6 @@ impl Cognito {
             .username(email)
             .password(password)
             .user_attributes(attribute("email", email));
-        if let Some(seller) = seller_id {
-            request = request.user_attributes(attribute("custom:seller_id", seller));
-        }
         if let Some(name) = display_name {
             request = request.user_attributes(attribute("name", name));
         }
@@ -234,7 +224,6 @@ impl Cognito {
         Ok(CognitoUser {
             user_id: attrs.get("sub").map(|s| s.to_string()).unwrap_or_default(),
             email: attrs.get("email").map(|s| s.to_string()).unwrap_or_else(|| email.to_string()),
-            seller_id: attrs.get("custom:seller_id").map(|s| s.to_string()),
             display_name: attrs.get("name").map(|s| s.to_string()),
             groups,
         })
@@ -292,6 +281,35 @@ impl Cognito {
             .await
             .map_err(|e| cognito_error(Operation::WithToken, e))?;
         Ok(attributes(out.user_attributes()).into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    /// Enables or disables a user's account; disabling also revokes their refresh tokens.
+    pub async fn set_enabled(&self, email: &str, enabled: bool) -> Result<(), ApiError> {
+        if enabled {
+            self.client
+                .admin_enable_user()
+                .user_pool_id(&self.pool_id)
+                .username(email)
+                .send()
+                .await
+                .map_err(|e| cognito_error(Operation::Admin, e))?;
+            return Ok(());
+        }
+        self.client
+            .admin_disable_user()
+            .user_pool_id(&self.pool_id)
+            .username(email)
+            .send()
+            .await
+            .map_err(|e| cognito_error(Operation::Admin, e))?;
+        self.client
+            .admin_user_global_sign_out()
+            .user_pool_id(&self.pool_id)
+            .username(email)
+            .send()
+            .await
+            .map_err(|e| cognito_error(Operation::Admin, e))?;
+        Ok(())
     }
 
     pub async fn delete(&self, email: &str) -> Result<(), ApiError> {

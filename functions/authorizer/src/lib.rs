@@ -58,16 +58,18 @@ impl<S: jwks::JwksSource, D: IdentityDirectory> Identifier<S, D> {
     pub async fn identify(&self, token: &str) -> Result<Identity, AuthError> {
         let claims = self.verifier.verify_access_token(token).await?;
         let record = self.identities.lookup(&claims.sub, &claims.jti).await.map_err(AuthError::Directory)?;
-        if record.jti_revoked || record.tokens_valid_after.is_some_and(|t| claims.iat < t) {
+        // No record: the user was deleted (or never confirmed); their tokens count for nothing.
+        let Some(user) = record.user else { return Err(AuthError::UnknownUser) };
+        if user.disabled {
+            return Err(AuthError::Disabled);
+        }
+        if record.jti_revoked || user.tokens_valid_after.is_some_and(|t| claims.iat < t) {
             return Err(AuthError::Revoked);
         }
         let roles = claims.groups.iter().filter_map(|g| Role::from_group(g)).collect();
-        Ok(Identity {
-            user_id: claims.sub,
-            email: record.email.unwrap_or_default(),
-            roles,
-            seller_id: record.seller_id,
-        })
+        // The seller id is the one the auth service assigned and recorded, never a token claim
+        // or a Cognito attribute, which a user may be able to change.
+        Ok(Identity::new(claims.sub, user.email.unwrap_or_default(), roles, user.seller_id))
     }
 }
 

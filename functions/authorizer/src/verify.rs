@@ -29,6 +29,10 @@ pub enum AuthError {
     Audience,
     #[error("the token was revoked (signed out)")]
     Revoked,
+    #[error("the token's user has no identity record (deleted, or never confirmed)")]
+    UnknownUser,
+    #[error("the token's user is disabled")]
+    Disabled,
     #[error("identity lookup failed: {0}")]
     Directory(String),
 }

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use authorizer::identities::{IdentityDirectory, IdentityRecord};
+use authorizer::identities::{IdentityDirectory, IdentityRecord, UserRecord};
 use authorizer::jwks::{JwksCache, JwksSource};
 use authorizer::verify::{AuthError, TokenVerifier};
 use authorizer::{Authorizer, Identifier, UsageKeys};
@@ -172,7 +172,7 @@ fn request(authorization: Option<&str>) -> ApiGatewayCustomAuthorizerRequestType
 
 #[tokio::test]
 async fn no_token_is_anonymous_for_the_requested_method_only() {
-    let response = authorizer(IdentityRecord::default()).authorize(&request(None)).await.unwrap();
+    let response = authorizer(live(UserRecord::default())).authorize(&request(None)).await.unwrap();
     let json = serde_json::to_value(&response).unwrap();
     assert_eq!(
         json["policyDocument"]["Statement"][0]["Resource"][0],
@@ -185,11 +185,11 @@ async fn no_token_is_anonymous_for_the_requested_method_only() {
 
 #[tokio::test]
 async fn a_valid_token_gets_the_whole_api_and_the_seed_context() {
-    let record = IdentityRecord {
+    let record = live(UserRecord {
         email: Some("s@example.com".into()),
         seller_id: Some("seller-9".into()),
         ..Default::default()
-    };
+    });
     let bearer = format!("Bearer {}", valid(&claims()));
     let json = serde_json::to_value(authorizer(record).authorize(&request(Some(&bearer))).await.unwrap()).unwrap();
     assert_eq!(json["principalId"], "user-1");
@@ -207,14 +207,40 @@ async fn a_valid_token_gets_the_whole_api_and_the_seed_context() {
     assert_eq!(json["usageIdentifierKey"], "k-seller");
 }
 
+fn live(user: UserRecord) -> IdentityRecord {
+    IdentityRecord { user: Some(user), jti_revoked: false }
+}
+
 #[tokio::test]
 async fn invalid_or_revoked_tokens_are_unauthorized() {
     let bearer = format!("Bearer {}", valid(&claims()));
-    assert!(authorizer(IdentityRecord::default()).authorize(&request(Some("Bearer nonsense"))).await.is_err());
-    let revoked = IdentityRecord { jti_revoked: true, ..Default::default() };
+    let user = live(UserRecord::default());
+    assert!(authorizer(user.clone()).authorize(&request(Some("Bearer nonsense"))).await.is_err());
+    let revoked = IdentityRecord { jti_revoked: true, ..user.clone() };
     assert!(authorizer(revoked).authorize(&request(Some(&bearer))).await.is_err());
-    let signed_out_later = IdentityRecord { tokens_valid_after: Some(now() + 5), ..Default::default() };
+    let signed_out_later = live(UserRecord { tokens_valid_after: Some(now() + 5), ..Default::default() });
     assert!(authorizer(signed_out_later).authorize(&request(Some(&bearer))).await.is_err());
-    let signed_out_before = IdentityRecord { tokens_valid_after: Some(now() - 60), ..Default::default() };
+    let signed_out_before = live(UserRecord { tokens_valid_after: Some(now() - 60), ..Default::default() });
     assert!(authorizer(signed_out_before).authorize(&request(Some(&bearer))).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_user_without_a_record_or_disabled_is_refused() {
+    let bearer = format!("Bearer {}", valid(&claims()));
+    let deleted = IdentityRecord::default();
+    assert!(authorizer(deleted).authorize(&request(Some(&bearer))).await.is_err(), "no record: deny");
+    let disabled = live(UserRecord { disabled: true, ..Default::default() });
+    assert!(authorizer(disabled).authorize(&request(Some(&bearer))).await.is_err());
+    assert!(authorizer(live(UserRecord::default())).authorize(&request(Some(&bearer))).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_seller_id_counts_only_with_the_seller_role() {
+    let mut buyer_claims = claims();
+    buyer_claims["cognito:groups"] = serde_json::json!(["buyer"]);
+    let bearer = format!("Bearer {}", valid(&buyer_claims));
+    let record = live(UserRecord { seller_id: Some("seller-9".into()), ..Default::default() });
+    let json = serde_json::to_value(authorizer(record).authorize(&request(Some(&bearer))).await.unwrap()).unwrap();
+    assert_eq!(json["context"]["sellerId"], "");
+    assert_eq!(json["context"]["roles"], "buyer");
 }

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
+use shared::http::PathParams;
 use shared::http::{service_router, JsonBody};
 use shared::resilience::CallError;
 use shared::services::{lookup_error, LookupError, ProductsClient};
@@ -40,7 +41,7 @@ async fn get_cart<S: CartStore>(State(service): Service<S>, caller: Caller) -> R
 async fn put_item<S: CartStore>(
     State(service): Service<S>,
     caller: Caller,
-    Path(product_id): Path<String>,
+    PathParams(product_id): PathParams<String>,
     JsonBody(request): JsonBody<PutItem>,
 ) -> Result<Json<CartItem>, ApiError> {
     let buyer = caller.require(Role::Buyer)?;
@@ -80,7 +81,7 @@ async fn put_item<S: CartStore>(
 async fn remove_item<S: CartStore>(
     State(service): Service<S>,
     caller: Caller,
-    Path(product_id): Path<String>,
+    PathParams(product_id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     let buyer = caller.require(Role::Buyer)?;
     match service.store.remove(&buyer.user_id, &product_id).await.map_err(ApiError::unavailable)? {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shared::auth::{Caller, Identity};
 use shared::error::ApiError;
+use shared::http::PathParams;
 use shared::http::{service_router, QueryParams};
 
 use crate::compose::{seller_inbox, user_inbox, Notification};
@@ -35,7 +36,7 @@ pub fn router<S: NotificationStore + 'static>(store: S) -> Router {
 /// The inboxes a caller reads: their own, and their seller account's.
 pub fn inboxes(me: &Identity) -> Vec<String> {
     let mut out = vec![user_inbox(&me.user_id)];
-    if let Some(seller) = &me.seller_id {
+    if let Some(seller) = me.seller_account() {
         out.push(seller_inbox(seller));
     }
     out
@@ -159,7 +160,7 @@ async fn list<S: NotificationStore>(
 async fn mark_read<S: NotificationStore>(
     State(store): State<Arc<S>>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     let me = caller.identity()?;
     for inbox in inboxes(me) {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,13 +12,14 @@ use shared::auth::Identity;
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
 use shared::events::{Envelope, EventPublisher, OrderCreated};
-use shared::http::{service_router, JsonBody};
+use shared::http::PathParams;
+use shared::http::{service_router, JsonBody, Page, QueryParams};
 use shared::resilience::CallError;
 use shared::services::{lookup_error, LookupError, ProductsClient};
 
-use crate::domain::{price_order, Action, Order, PlaceOrder};
+use crate::domain::{price_order, Action, Order, OrderStatus, PlaceOrder};
 use crate::lifecycle::change_status;
-use crate::store::{IdempotencyRecord, OrderStore, PlaceError};
+use crate::store::{IdempotencyRecord, OrderStore, OrdersOf, Party, PlaceError};
 
 pub use crate::lifecycle::SOURCE;
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -33,7 +34,7 @@ type Service<S, P> = State<Arc<OrdersService<S, P>>>;
 
 pub fn router<S: OrderStore + 'static, P: EventPublisher + 'static>(service: OrdersService<S, P>) -> Router {
     let routes = Router::new()
-        .route("/api/v1/orders", post(place_order::<S, P>))
+        .route("/api/v1/orders", post(place_order::<S, P>).get(list_orders::<S, P>))
         .route("/api/v1/orders/{id}", get(get_order::<S, P>))
         .route("/api/v1/orders/{id}/{action}", post(change_order::<S, P>));
     service_router(routes, Arc::new(service))
@@ -139,10 +140,63 @@ async fn place_order<S: OrderStore, P: EventPublisher>(
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(order)).into_response())
 }
 
+/// Whose orders `GET /api/v1/orders` lists: the caller's as buyer, or their seller account's.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ListAs {
+    #[default]
+    Buyer,
+    Seller,
+}
+
+/// `GET /api/v1/orders` parameters: seed 001 `PageRequest`, whose orders, and a status.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default = "shared::http::first_page")]
+    pub page: u32,
+    #[serde(default = "shared::http::default_page_size")]
+    pub page_size: u32,
+    #[serde(default, rename = "as")]
+    pub list_as: ListAs,
+    #[serde(default)]
+    pub status: Option<OrderStatus>,
+}
+
+/// `GET /api/v1/orders`: the caller's orders, newest first.
+async fn list_orders<S: OrderStore, P: EventPublisher>(
+    State(service): Service<S, P>,
+    caller: Caller,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<Page<Order>>, ApiError> {
+    let me = caller.identity()?;
+    shared::http::check_page(query.page, query.page_size).map_err(|(f, r)| ApiError::invalid_field(f, r))?;
+    let (party, id) = match query.list_as {
+        ListAs::Buyer => (Party::Buyer, me.user_id.clone()),
+        ListAs::Seller => {
+            caller.require(Role::Seller)?;
+            let seller = me
+                .seller_account()
+                .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "this account has no seller account"))?;
+            (Party::Seller, seller.to_string())
+        }
+    };
+    let of = OrdersOf { party, id, status: query.status };
+    let (items, total_items) =
+        service.store.list(&of, query.page, query.page_size).await.map_err(ApiError::unavailable)?;
+    Ok(Json(Page {
+        items,
+        total_items,
+        total_pages: total_items.div_ceil(query.page_size as u64),
+        current_page: query.page,
+        page_size: query.page_size,
+    }))
+}
+
 async fn get_order<S: OrderStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Order>, ApiError> {
     let me = caller.identity()?;
     let order = service.store.get(&id).await.map_err(ApiError::unavailable)?;
@@ -152,16 +206,14 @@ async fn get_order<S: OrderStore, P: EventPublisher>(
 /// The order's buyer, its seller and admins see it. To anyone else it is "not found", not
 /// "forbidden": its existence is nobody else's business.
 fn visible_to(me: &Identity, order: &Order) -> bool {
-    order.buyer_id == me.user_id
-        || me.has_role(Role::Admin)
-        || me.seller_id.as_deref() == Some(order.seller_id.as_str())
+    order.buyer_id == me.user_id || me.has_role(Role::Admin) || me.seller_account() == Some(order.seller_id.as_str())
 }
 
 /// Who may take an action: the buyer pays, cancels and asks for a return (an admin may cancel
 /// too); the seller ships, delivers and decides on returns.
 fn may(identity: &Identity, order: &Order, action: Action) -> bool {
     let is_buyer = order.buyer_id == identity.user_id;
-    let is_seller = identity.seller_id.as_deref() == Some(order.seller_id.as_str());
+    let is_seller = identity.seller_account() == Some(order.seller_id.as_str());
     match action {
         Action::Pay => is_buyer,
         Action::Cancel => is_buyer || identity.has_role(Role::Admin),
@@ -183,7 +235,7 @@ struct ActionBody {
 async fn change_order<S: OrderStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,
-    Path((id, action)): Path<(String, String)>,
+    PathParams((id, action)): PathParams<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Order>, ApiError> {
     let me = caller.identity()?.clone();

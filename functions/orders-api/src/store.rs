@@ -75,6 +75,29 @@ pub trait OrderStore: Send + Sync {
         buyer_id: &str,
         key: &str,
     ) -> impl Future<Output = Result<Option<IdempotencyRecord>, String>> + Send;
+    /// Page `page` (from 1) of a party's orders, newest first, optionally of one status; and
+    /// how many there are in all.
+    fn list(
+        &self,
+        of: &OrdersOf,
+        page: u32,
+        page_size: u32,
+    ) -> impl Future<Output = Result<(Vec<Order>, u64), String>> + Send;
+}
+
+/// Whose orders a listing shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrdersOf {
+    pub party: Party,
+    /// The buyer's user id, or the seller id.
+    pub id: String,
+    pub status: Option<OrderStatus>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    Buyer,
+    Seller,
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +160,9 @@ fn idem_key(buyer_id: &str, key: &str) -> AttributeValue {
 /// Orders by status and placing time (`status`, `created_at`); idempotency records, which have
 /// no status, stay out of it.
 pub const BY_STATUS_INDEX: &str = "by_status";
+/// A buyer's orders, and a seller's, by `created_at` (idempotency records have neither key).
+pub const BY_BUYER_INDEX: &str = "by_buyer";
+pub const BY_SELLER_INDEX: &str = "by_seller";
 
 /// Idempotency records outlive any sensible client retry.
 const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 3600;
@@ -326,6 +352,37 @@ impl OrderStore for DynamoOrderStore {
 
     async fn idempotency(&self, buyer_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, String> {
         shared::store::get_as(self.client.get_item().table_name(&self.orders).key("pk", idem_key(buyer_id, key))).await
+    }
+
+    async fn list(&self, of: &OrdersOf, page: u32, page_size: u32) -> Result<(Vec<Order>, u64), String> {
+        let (index, attribute) = match of.party {
+            Party::Buyer => (BY_BUYER_INDEX, "buyer_id"),
+            Party::Seller => (BY_SELLER_INDEX, "seller_id"),
+        };
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.orders)
+            .index_name(index)
+            .key_condition_expression("#party = :id")
+            .expression_attribute_names("#party", attribute)
+            .expression_attribute_values(":id", AttributeValue::S(of.id.clone()))
+            .scan_index_forward(false);
+        if let Some(status) = of.status {
+            query = query
+                .filter_expression("#status = :status")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()));
+        }
+        let total = shared::store::query_count(query.clone()).await?;
+        let skip = (page.max(1) as u64 - 1).saturating_mul(page_size as u64);
+        if skip >= total {
+            return Ok((vec![], total));
+        }
+        // Newest first: the page is what follows the first `skip` orders.
+        let upto = usize::try_from(skip + page_size as u64).unwrap_or(usize::MAX);
+        let orders: Vec<Order> = shared::store::query_as(query, upto).await?;
+        Ok((orders.into_iter().skip(skip as usize).collect(), total))
     }
 }
 

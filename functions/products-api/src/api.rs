@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
 use shared::events::EventPublisher;
+use shared::http::PathParams;
 use shared::http::{service_router, JsonBody, QueryParams};
 
 use crate::domain::{ListQuery, NewProduct, Page, Product, ProductError, ProductService};
@@ -96,7 +97,7 @@ async fn list_products<S: ProductStore, P: EventPublisher>(
 
 async fn get_product<S: ProductStore, P: EventPublisher>(
     State(service): Service<S, P>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let product = service.get_product(&id).await?;
@@ -128,7 +129,7 @@ pub struct ProductChange {
 async fn update_product<S: ProductStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     headers: HeaderMap,
     JsonBody(change): JsonBody<ProductChange>,
 ) -> Result<Response, ApiError> {
@@ -154,7 +155,7 @@ async fn update_product<S: ProductStore, P: EventPublisher>(
 async fn delete_product<S: ProductStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     let identity = caller.identity()?;
     let seller = if identity.has_role(Role::Admin) { None } else { Some(seller_id(&caller)?) };

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use shared::auth::Caller;
 use shared::error::{ApiError, ErrorCode};
+use shared::http::PathParams;
 use shared::http::{service_router, JsonBody, QueryParams};
 
 use crate::chat::{ChatMessage, MAX_BODY_CHARS};
@@ -66,7 +67,7 @@ async fn party(
 async fn post(
     State(service): State<Arc<ChatService>>,
     caller: Caller,
-    Path(order): Path<String>,
+    PathParams(order): PathParams<String>,
     JsonBody(input): JsonBody<NewMessage>,
 ) -> Result<Response, ApiError> {
     if input.body.trim().is_empty() || input.body.chars().count() > MAX_BODY_CHARS {
@@ -95,7 +96,7 @@ async fn post(
 async fn list(
     State(service): State<Arc<ChatService>>,
     caller: Caller,
-    Path(order): Path<String>,
+    PathParams(order): PathParams<String>,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if !(1..=500).contains(&query.limit) {

@@ -34,7 +34,7 @@ impl Parties {
     pub fn role_of(&self, who: &Identity) -> Option<&'static str> {
         if who.user_id == self.buyer_id {
             Some("buyer")
-        } else if who.seller_id.as_deref() == Some(self.seller_id.as_str()) {
+        } else if who.seller_account() == Some(self.seller_id.as_str()) {
             Some("seller")
         } else {
             None

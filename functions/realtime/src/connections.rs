@@ -1,7 +1,10 @@
 //! Open WebSocket connections (table `ConnectionsTable`: hash `connection_id`, range `sk`):
 //! - `sk = "meta"`: who (`user_id`, and `seller_id` for a seller), when, the message-rate window;
 //!   indexes `by_user` and `by_seller` find a person's and a seller account's connections;
-//! - `sk = "conv#<order id>"`: the last chat message number delivered to this connection.
+//! - `sk = "conv#<order id>"`: the last chat message number delivered to this connection;
+//! - `connection_id = "slots#<user id>"`, `sk = "slot#<n>"`: the per-user connection limit, one
+//!   item per slot held by a connection. A connection takes a free slot with a conditional
+//!   write, so the limit holds however many connections open at once.
 //!
 //! Items expire through TTL a little after API Gateway's 2-hour connection limit, so a
 //! connection whose `$disconnect` never ran does not linger.
@@ -9,7 +12,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use shared::auth::Identity;
+use shared::auth::{Identity, Role};
 use shared::store::dynamo_error as err;
 
 pub const BY_USER_INDEX: &str = "by_user";
@@ -21,6 +24,14 @@ const LIFETIME_SECONDS: i64 = 2 * 3600 + 600;
 pub struct ConnectionStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+}
+
+fn slots_key(user_id: &str) -> String {
+    format!("slots#{user_id}")
+}
+
+fn slot_sk(slot: usize) -> String {
+    format!("slot#{slot}")
 }
 
 fn conv_key(conversation: &str) -> String {
@@ -59,12 +70,67 @@ impl ConnectionStore {
         AttributeValue::N((chrono::Utc::now().timestamp() + LIFETIME_SECONDS).to_string())
     }
 
-    /// Records a connection of `who`, with the conversations it resumes from (`$connect`).
-    pub async fn add(&self, connection_id: &str, who: &Identity, resume: &[(String, u64)]) -> Result<(), String> {
+    /// Takes one of `who`'s `limit` connection slots for `connection_id`: the slot number, or
+    /// `None` when all are held. A slot whose connection outlived API Gateway's limit without a
+    /// `$disconnect` counts as free.
+    pub async fn claim_slot(&self, user_id: &str, connection_id: &str, limit: usize) -> Result<Option<usize>, String> {
+        let now = chrono::Utc::now().timestamp();
+        for slot in 0..limit {
+            let mut item = self.key(&slots_key(user_id), &slot_sk(slot));
+            item.insert("holder".into(), AttributeValue::S(connection_id.into()));
+            item.insert("expires_at".into(), self.expires());
+            let claimed = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(holder) OR expires_at < :now")
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .send()
+                .await;
+            match claimed {
+                Ok(_) => return Ok(Some(slot)),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => continue,
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Frees a slot, if `connection_id` still holds it.
+    pub async fn release_slot(&self, user_id: &str, slot: usize, connection_id: &str) -> Result<(), String> {
+        let released = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(&slots_key(user_id), &slot_sk(slot))))
+            .condition_expression("holder = :c")
+            .expression_attribute_values(":c", AttributeValue::S(connection_id.into()))
+            .send()
+            .await;
+        match released {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// Records a connection of `who` in connection slot `slot`, with the conversations it resumes
+    /// from (`$connect`).
+    pub async fn add(
+        &self,
+        connection_id: &str,
+        who: &Identity,
+        slot: usize,
+        resume: &[(String, u64)],
+    ) -> Result<(), String> {
         let mut item = self.key(connection_id, META);
         item.insert("user_id".into(), AttributeValue::S(who.user_id.clone()));
-        if let Some(seller) = &who.seller_id {
-            item.insert("seller_id".into(), AttributeValue::S(seller.clone()));
+        item.insert("slot".into(), AttributeValue::N(slot.to_string()));
+        let roles: Vec<&str> = who.roles.iter().map(|r| r.as_str()).collect();
+        item.insert("roles".into(), AttributeValue::S(roles.join(",")));
+        if let Some(seller) = who.seller_account() {
+            item.insert("seller_id".into(), AttributeValue::S(seller.to_string()));
         }
         item.insert("connected_at".into(), AttributeValue::S(chrono::Utc::now().to_rfc3339()));
         item.insert("expires_at".into(), self.expires());
@@ -85,6 +151,13 @@ impl ConnectionStore {
             .expression_attribute_values(":c", AttributeValue::S(connection_id.into()));
         for item in shared::store::query_items(query, usize::MAX).await? {
             let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            if sk == META {
+                let user = item.get("user_id").and_then(|v| v.as_s().ok());
+                let slot = item.get("slot").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
+                if let (Some(user), Some(slot)) = (user, slot) {
+                    self.release_slot(user, slot, connection_id).await?;
+                }
+            }
             self.client
                 .delete_item()
                 .table_name(&self.table)
@@ -246,12 +319,8 @@ impl ConnectionStore {
         let item = updated.unwrap_or_default();
         let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
         let count = item.get("rate_hits").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(1);
-        let owner = Identity {
-            user_id: text("user_id").unwrap_or_default(),
-            email: String::new(),
-            roles: vec![],
-            seller_id: text("seller_id"),
-        };
+        let roles = text("roles").unwrap_or_default().split(',').filter_map(Role::from_group).collect();
+        let owner = Identity::new(text("user_id").unwrap_or_default(), String::new(), roles, text("seller_id"));
         Ok(Some((count, owner)))
     }
 }

@@ -10,14 +10,17 @@
 //!   cursor says what it has.
 //! - `ws`: the WebSocket routes (`$connect`, `$disconnect`, `$default`) and the client protocol.
 //! - `api`: the chat's REST routes.
+//! - `revoke`: closing the connections of a deleted or disabled user.
 //!
 //! Binaries: `realtime-ws` (the WebSocket routes), `realtime-push` (consumer of the FIFO push
-//! queue), `chat-api` (`/api/v1/orders/{id}/messages`).
+//! queue), `realtime-revoke` (consumer of user.deleted and user.disabled), `chat-api`
+//! (`/api/v1/orders/{id}/messages`).
 
 pub mod api;
 pub mod chat;
 pub mod connections;
 pub mod push;
+pub mod revoke;
 pub mod ws;
 
 /// The API Gateway management client: `AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI` when set (devstack

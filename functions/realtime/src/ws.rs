@@ -179,13 +179,6 @@ impl Realtime {
                 return reply(401, "invalid token");
             }
         };
-        match self.pusher.connections.of_user(&who.user_id).await {
-            Ok(open) if open.len() >= self.limits.connections_per_user => {
-                return reply(429, "too many connections");
-            }
-            Ok(_) => {}
-            Err(e) => return reply(503, &e),
-        }
         let resume = match query.get("resume").map(|r| parse_resume(r)) {
             None => vec![],
             Some(Some(pairs)) => pairs,
@@ -198,7 +191,16 @@ impl Realtime {
                 _ => return reply(403, "not your conversation"),
             }
         }
-        if let Err(e) = self.pusher.connections.add(connection, &who, &resume).await {
+        let connections = &self.pusher.connections;
+        let slot = match connections.claim_slot(&who.user_id, connection, self.limits.connections_per_user).await {
+            Ok(Some(slot)) => slot,
+            Ok(None) => return reply(429, "too many connections"),
+            Err(e) => return reply(503, &e),
+        };
+        if let Err(e) = connections.add(connection, &who, slot, &resume).await {
+            if let Err(undo) = connections.release_slot(&who.user_id, slot, connection).await {
+                tracing::warn!(error = %undo, "could not free the slot of a connection refused");
+            }
             return reply(503, &e);
         }
         // Catch up at once on what came after each resumed position, in order with live messages.

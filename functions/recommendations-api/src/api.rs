@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::error::ApiError;
+use shared::http::PathParams;
 use shared::http::{service_router, QueryParams};
 
 use crate::pairs::{rank, Recommended};
@@ -37,7 +38,7 @@ pub fn router<S: RecommendationStore + 'static>(store: S) -> Router {
 
 async fn recommendations<S: RecommendationStore>(
     State(store): State<Arc<S>>,
-    Path(product_id): Path<String>,
+    PathParams(product_id): PathParams<String>,
     QueryParams(Limit { limit }): QueryParams<Limit>,
 ) -> Result<Json<Recommendations>, ApiError> {
     if !(1..=50).contains(&limit) {

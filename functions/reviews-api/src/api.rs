@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
 use shared::events::{Envelope, EventPublisher, ReviewCreated, ReviewModerated};
+use shared::http::PathParams;
 use shared::http::{service_router, JsonBody, Page, QueryParams};
 
 use crate::review::{Moderation, NewReview, Review, ReviewStatus};
@@ -43,7 +44,7 @@ fn write_error(err: WriteError, conflict: &str) -> ApiError {
 async fn create_review<S: ReviewStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,
-    Path(product_id): Path<String>,
+    PathParams(product_id): PathParams<String>,
     JsonBody(input): JsonBody<NewReview>,
 ) -> Result<Response, ApiError> {
     let buyer = caller.require(Role::Buyer)?;
@@ -114,7 +115,7 @@ impl PageQuery {
 /// A product's approved reviews, newest first; anyone may read them.
 async fn product_reviews<S: ReviewStore, P: EventPublisher>(
     State(service): Service<S, P>,
-    Path(product_id): Path<String>,
+    PathParams(product_id): PathParams<String>,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<Page<Review>>, ApiError> {
     query.check()?;
@@ -147,7 +148,7 @@ async fn moderation_queue<S: ReviewStore, P: EventPublisher>(
 async fn moderate<S: ReviewStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(moderation): JsonBody<Moderation>,
 ) -> Result<Json<Review>, ApiError> {
     let admin = caller.require(Role::Admin)?;

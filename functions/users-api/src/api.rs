@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use shared::auth::{Caller, Role};
 use shared::error::ApiError;
+use shared::http::PathParams;
 use shared::http::{service_router, JsonBody};
 
 use crate::profile::{Profile, ProfileUpdate};
@@ -48,7 +49,7 @@ async fn update_my_profile<S: ProfileStore>(
 async fn profile_of<S: ProfileStore>(
     State(store): State<Arc<S>>,
     caller: Caller,
-    Path(user_id): Path<String>,
+    PathParams(user_id): PathParams<String>,
 ) -> Result<Json<Profile>, ApiError> {
     caller.require(Role::Admin)?;
     store

@@ -1,0 +1,45 @@
+//! The realtime revoke consumer's handler: the open connections of a user who was deleted or
+//! disabled are closed, so that nothing more reaches them (their tokens are refused at
+//! `$connect` from then on).
+
+use shared::consumer::{EventHandler, HandlerError};
+use shared::events::{Envelope, UserDeleted, UserDisabled};
+
+use crate::connections::ConnectionStore;
+
+pub struct CloseConnections {
+    pub connections: ConnectionStore,
+    pub management: aws_sdk_apigatewaymanagement::Client,
+}
+
+impl CloseConnections {
+    /// Closes every connection of `user_id` and forgets it; one already gone counts as closed.
+    async fn close_all(&self, user_id: &str) -> Result<usize, String> {
+        let open = self.connections.of_user(user_id).await?;
+        for connection_id in &open {
+            match self.management.delete_connection().connection_id(connection_id).send().await {
+                Ok(_) => {}
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_gone_exception()) => {}
+                Err(e) => return Err(aws_sdk_apigatewaymanagement::error::DisplayErrorContext(e).to_string()),
+            }
+            self.connections.remove(connection_id).await?;
+        }
+        Ok(open.len())
+    }
+}
+
+impl EventHandler for CloseConnections {
+    async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
+        let user_id = match event.event_type.as_str() {
+            "user.deleted" => event.decode::<UserDeleted>().map_err(HandlerError::new)?.data.user_id,
+            "user.disabled" => event.decode::<UserDisabled>().map_err(HandlerError::new)?.data.user_id,
+            other => {
+                tracing::debug!(event_type = other, "not a realtime matter");
+                return Ok(());
+            }
+        };
+        let closed = self.close_all(&user_id).await.map_err(HandlerError::new)?;
+        tracing::info!(user_id, closed, "connections of a revoked user closed");
+        Ok(())
+    }
+}

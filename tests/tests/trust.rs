@@ -1,0 +1,127 @@
+//! Trust at the edge, over HTTP through devstack: nobody acts as someone else, a deleted user's
+//! tokens count for nothing, and bad input gets the documented error body.
+
+use aws_sdk_cognitoidentityprovider::types::AttributeType;
+use integration_tests::{listed, order, unique, Local};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// An order of `buyer`'s from `seller`: its id.
+async fn an_order(local: &Local, seller: &integration_tests::TestUser, buyer: &integration_tests::TestUser) -> String {
+    let product = listed(local, seller, &unique("Teapot"), 1200, 5).await;
+    let (status, placed) = order(local, buyer, json!([{"product_id": product, "quantity": 1}]), None).await;
+    assert_eq!(status, 201, "{placed}");
+    placed["id"].as_str().unwrap().to_string()
+}
+
+/// The attack: a buyer sets `custom:seller_id` to another seller's id with Cognito and their own
+/// token, confirms again, logs in again, and goes after that seller's order.
+#[tokio::test]
+async fn a_buyer_cannot_become_a_seller_by_changing_their_cognito_attribute() {
+    let local = Local::connect().await;
+    let seller = local.signed_up("seller").await;
+    let victim_seller_id = seller.seller_id.clone().expect("a seller has a seller id");
+    let customer = local.signed_up("buyer").await;
+    let order_id = an_order(&local, &seller, &customer).await;
+
+    let attacker = local.signed_up("buyer").await;
+    let attribute = AttributeType::builder().name("custom:seller_id").value(&victim_seller_id).build().unwrap();
+    // Whether the emulator lets this through or not, the backend must not care.
+    let changed = local
+        .aws
+        .cognito
+        .update_user_attributes()
+        .access_token(&attacker.access_token)
+        .user_attributes(attribute)
+        .send()
+        .await;
+    eprintln!(
+        "UpdateUserAttributes custom:seller_id by the user: {}",
+        if changed.is_ok() { "accepted" } else { "refused" }
+    );
+    let code = local.mailed_code(&attacker.email).await;
+    let (status, confirmed) = local
+        .call(Method::POST, "/auth/confirm", Some(&json!({"email": attacker.email, "code": code}).to_string()))
+        .await;
+    assert!(status == 200 || status == 400, "{status} {confirmed}");
+    assert_eq!(confirmed.get("seller_id").cloned().unwrap_or(Value::Null), Value::Null, "{confirmed}");
+    let again = local.logged_in(&attacker.email, &attacker.password).await;
+    assert_eq!(again.seller_id, None, "login must not report the forged seller id");
+    let token = Some(again.access_token.as_str());
+
+    let (status, me) = local.call_as(token, Method::GET, "/auth/me", None).await;
+    assert_eq!((status, me["seller_id"].clone()), (200, Value::Null), "{me}");
+    let path = format!("/api/v1/orders/{order_id}");
+    let (status, err) = local.call_as(token, Method::GET, &path, None).await;
+    assert_eq!((status, err["code"].as_str()), (404, Some("NOT_FOUND")), "{err}");
+    for action in ["ship", "deliver"] {
+        let (status, err) = local.call_as(token, Method::POST, &format!("{path}/{action}"), None).await;
+        assert_eq!((status, err["code"].as_str()), (404, Some("NOT_FOUND")), "{action}: {err}");
+    }
+    let (status, err) = local.call_as(token, Method::GET, "/api/v1/orders?as=seller", None).await;
+    assert_eq!((status, err["code"].as_str()), (403, Some("FORBIDDEN")), "{err}");
+    // The real seller still sees and may act on it.
+    assert_eq!(local.call_as(Some(&seller.access_token), Method::GET, &path, None).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_deleted_users_tokens_are_refused() {
+    let local = Local::connect().await;
+    let admin = local.admin().await;
+    let user = local.signed_up("buyer").await;
+    // A second session's token, not yet used: no authorizer decision is cached for it.
+    let unused = local.logged_in(&user.email, &user.password).await;
+    assert_eq!(local.call_as(Some(&user.access_token), Method::GET, "/api/v1/cart", None).await.0, 200);
+
+    let delete = format!("/auth/users/{}", user.user_id);
+    assert_eq!(local.call_as(Some(&admin.access_token), Method::DELETE, &delete, None).await.0, 204);
+    let (status, err) = local.call_as(Some(&unused.access_token), Method::GET, "/api/v1/cart", None).await;
+    assert_eq!((status, err["code"].as_str()), (401, Some("UNAUTHORIZED")), "{err}");
+}
+
+#[tokio::test]
+async fn orders_are_listed_for_their_buyer_and_their_seller() {
+    let local = Local::connect().await;
+    let seller = local.signed_up("seller").await;
+    let buyer = local.signed_up("buyer").await;
+    let first = an_order(&local, &seller, &buyer).await;
+    let second = an_order(&local, &seller, &buyer).await;
+
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect()
+    };
+    let (status, mine) = local.call_as(Some(&buyer.access_token), Method::GET, "/api/v1/orders", None).await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(ids(&mine), vec![second.clone(), first.clone()], "newest first");
+    assert_eq!((mine["total_items"].as_u64(), mine["current_page"].as_u64()), (Some(2), Some(1)));
+    let (_, page2) =
+        local.call_as(Some(&buyer.access_token), Method::GET, "/api/v1/orders?page=2&page_size=1", None).await;
+    assert_eq!((ids(&page2), page2["total_pages"].as_u64()), (vec![first.clone()], Some(2)));
+    let (status, sold) = local
+        .call_as(Some(&seller.access_token), Method::GET, "/api/v1/orders?as=seller&status=pending_payment", None)
+        .await;
+    assert_eq!((status, ids(&sold)), (200, vec![second.clone(), first.clone()]), "{sold}");
+    let (_, paid) =
+        local.call_as(Some(&seller.access_token), Method::GET, "/api/v1/orders?as=seller&status=paid", None).await;
+    assert!(ids(&paid).is_empty(), "{paid}");
+    let (status, err) = local.call_as(Some(&buyer.access_token), Method::GET, "/api/v1/orders?status=lost", None).await;
+    assert_eq!((status, err["code"].as_str()), (400, Some("INVALID_REQUEST")), "{err}");
+    let (status, _) = local.call(Method::GET, "/api/v1/orders", None).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_gets_the_error_body() {
+    let local = Local::connect().await;
+    let buyer = local.signed_up("buyer").await;
+    let cases = [
+        (Method::GET, "/api/v1/products/%FF", "id"),
+        (Method::GET, "/api/v1/orders/%FF", "id"),
+        (Method::DELETE, "/api/v1/cart/items/%FF", "product_id"),
+    ];
+    for (method, path, field) in cases {
+        let (status, err) = local.call_as(Some(&buyer.access_token), method, path, None).await;
+        assert_eq!((status, err["code"].as_str()), (400, Some("INVALID_REQUEST")), "{path}: {err}");
+        assert_eq!(err["details"]["field"], field, "{path}: {err}");
+    }
+}
