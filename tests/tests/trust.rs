@@ -108,6 +108,12 @@ async fn orders_are_listed_for_their_buyer_and_their_seller() {
     assert_eq!((status, err["code"].as_str()), (400, Some("INVALID_REQUEST")), "{err}");
     let (status, _) = local.call(Method::GET, "/api/v1/orders", None).await;
     assert_eq!(status, 401);
+
+    // The largest sequence number a client can send: nothing comes after it, and nothing wraps.
+    let path = format!("/api/v1/orders/{first}/messages?after={}", u64::MAX);
+    let (status, chat) = local.call_as(Some(&buyer.access_token), Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{chat}");
+    assert_eq!(chat["items"], json!([]), "{chat}");
 }
 
 #[tokio::test]

@@ -105,6 +105,7 @@ async fn list(
     party(&service, &caller, &order).await?;
     let chat = &service.access.chat;
     let last = chat.last_seq(&order).await.map_err(ApiError::unavailable)?;
-    let items = chat.range(&order, query.after + 1, None, query.limit).await.map_err(ApiError::unavailable)?;
+    let items =
+        chat.range(&order, query.after.saturating_add(1), None, query.limit).await.map_err(ApiError::unavailable)?;
     Ok(Json(serde_json::json!({"items": items, "last_seq": last})))
 }

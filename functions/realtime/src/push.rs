@@ -74,7 +74,7 @@ impl Pusher {
         };
         let frame = json!({"type": "chat_message", "message": message});
         let deliveries = targets.iter().map(|connection| {
-            let (from, frame) = (cursors.get(connection).map_or(first, |c| c + 1), &frame);
+            let (from, frame) = (cursors.get(connection).map_or(first, |c| c.saturating_add(1)), &frame);
             async move {
                 let delivered = if from > last {
                     return Ok(None); // it has these already
@@ -103,7 +103,7 @@ impl Pusher {
             PushJob::Resume { conversation_id, connection_id, after } => {
                 let cursor = self.connections.cursor(connection_id, conversation_id).await?;
                 // Never twice: what the cursor says was delivered is not sent again.
-                let from = cursor.map_or(*after, |c| c.max(*after)) + 1;
+                let from = cursor.map_or(*after, |c| c.max(*after)).saturating_add(1);
                 let latest = self.chat.last_seq(conversation_id).await?;
                 let Some(last) = self.send_range(connection_id, conversation_id, from, Some(latest)).await? else {
                     return Ok(());
