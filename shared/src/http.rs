@@ -139,6 +139,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// An optional JSON body: none (or only whitespace) is `T::default()`; anything else is decoded
+/// as [`JsonBody`] decodes it.
+#[derive(Debug, Clone)]
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("unreadable body: {e}")))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        decode_json(&bytes).map(OptionalJsonBody)
+    }
+}
+
 /// Path parameters (axum's `Path`), with every rejection in the project's error body: a
 /// parameter that is not valid UTF-8 or not of its type is `400 INVALID_REQUEST` naming it.
 #[derive(Debug, Clone)]

@@ -11,10 +11,17 @@ pub struct Money {
 }
 
 impl Money {
+    /// The largest amount a price may have: 10^12 minor units (a trillion yen, ten billion
+    /// dollars). Bounded so that a total of 50 lines of 100 units each can never overflow.
+    pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
     /// Checks the invariants a stored price must hold; the error names the broken rule.
     pub fn validate(&self) -> Result<(), &'static str> {
         if self.amount < 0 {
             return Err("amount must not be negative");
+        }
+        if self.amount > Self::MAX_AMOUNT {
+            return Err("amount must be at most 1000000000000 (minor units)");
         }
         let c = self.currency.as_bytes();
         if c.len() != 3 || !c.iter().all(u8::is_ascii_uppercase) {
@@ -33,6 +40,8 @@ mod tests {
         let ok = Money { amount: 1200, currency: "JPY".into() };
         assert!(ok.validate().is_ok());
         assert!(Money { amount: -1, ..ok.clone() }.validate().is_err());
+        assert!(Money { amount: Money::MAX_AMOUNT, ..ok.clone() }.validate().is_ok());
+        assert!(Money { amount: Money::MAX_AMOUNT + 1, ..ok.clone() }.validate().is_err());
         assert!(Money { currency: "jpy".into(), ..ok.clone() }.validate().is_err());
         assert!(Money { currency: "YEN!".into(), ..ok }.validate().is_err());
     }

@@ -78,3 +78,33 @@ pub async fn put_once(
         Err(e) => Err(dynamo_error(e)),
     }
 }
+
+/// Why a `TransactWriteItems` was cancelled, one entry per item in request order
+/// (`ConditionalCheckFailed`, `None` for an item that was fine); `None` when the error is not a
+/// cancellation (throttling, a network failure), which the caller reports as unavailable.
+pub fn cancellation_reasons(
+    e: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError>,
+) -> Option<Cancelled> {
+    match e.as_service_error() {
+        Some(
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t),
+        ) => Some(Cancelled(t.cancellation_reasons().iter().map(|r| r.code().map(str::to_string)).collect())),
+        _ => None,
+    }
+}
+
+/// The per-item reasons of a cancelled transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancelled(pub Vec<Option<String>>);
+
+impl Cancelled {
+    /// Whether the `i`th item's condition failed.
+    pub fn condition_failed(&self, i: usize) -> bool {
+        self.0.get(i).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed")
+    }
+
+    /// Whether another transaction held one of the items: worth trying again.
+    pub fn conflicted(&self) -> bool {
+        self.0.iter().any(|r| r.as_deref() == Some("TransactionConflict"))
+    }
+}

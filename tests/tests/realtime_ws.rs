@@ -202,6 +202,15 @@ async fn resuming_with_nothing_new_answers_resumed_at_once() {
     let frame = resumed(&mut client).await.expect("the resumed frame of a resume message");
     assert_eq!((frame["type"].as_str(), frame["last_seq"].as_u64()), (Some("resumed"), Some(2)), "{frame}");
     assert!(chat_until(&mut up_to_date, 1, Duration::from_millis(800)).await.is_empty());
+
+    // A position past the last message would hide the messages up to it: refused, not accepted
+    // in silence, at connect and in a resume message.
+    assert_eq!(try_connect(&buyer.access_token, Some(&format!("{order_id}:3"))).await.err(), Some(400));
+    send(&mut client, json!({"action": "resume", "conversation_id": order_id, "after": u64::MAX})).await;
+    let frame = answer(&mut client, Duration::from_secs(10)).await.expect("an answer to a resume too far");
+    assert_eq!((frame["type"].as_str(), frame["code"].as_str()), (Some("error"), Some("invalid")), "{frame}");
+    assert_eq!(post(&local, &seller, &order_id, "message 3").await.0, 201);
+    assert_eq!(chat_until(&mut client, 3, Duration::from_secs(30)).await, vec![3], "still delivered after");
 }
 
 #[tokio::test]

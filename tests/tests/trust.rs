@@ -131,3 +131,58 @@ async fn a_path_parameter_that_is_not_utf8_gets_the_error_body() {
         assert_eq!(err["details"]["field"], field, "{path}: {err}");
     }
 }
+
+/// The 50-product cap holds when the last place is taken by two requests at once, and a price
+/// above the bound is refused with the field named (so a cart total can never overflow).
+#[tokio::test]
+async fn the_cart_cap_holds_under_concurrent_adds() {
+    let local = Local::connect().await;
+    let seller = local.signed_up("seller").await;
+    let buyer = local.signed_up("buyer").await;
+    let mut products = Vec::new();
+    for i in 0..51 {
+        products.push(listed(&local, &seller, &format!("Chopsticks {i}"), 300, 5).await);
+    }
+    let put = |product: &str| {
+        let path = format!("/api/v1/cart/items/{product}");
+        let token = buyer.access_token.clone();
+        let local = &local;
+        async move { local.call_as(Some(&token), Method::PUT, &path, Some(r#"{"quantity":1}"#)).await }
+    };
+    for product in &products[..49] {
+        let (status, item) = put(product).await;
+        assert_eq!(status, 200, "{item}");
+    }
+    let (a, b) = tokio::join!(put(&products[49]), put(&products[50]));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "exactly one takes the last place: {} {}", a.1, b.1);
+    let refused = if a.0 == 409 { &a.1 } else { &b.1 };
+    assert_eq!(refused["details"]["reason"], "cart_full", "{refused}");
+    let (_, cart) = local.call_as(Some(&buyer.access_token), Method::GET, "/api/v1/cart", None).await;
+    assert_eq!(cart["items"].as_array().map(Vec::len), Some(50), "{cart}");
+    assert_eq!(cart["totals"], json!([{"amount": 15000, "currency": "JPY"}]), "{cart}");
+
+    // A product already in a full cart can still change quantity; a removal frees a place.
+    let (status, item) = local
+        .call_as(
+            Some(&buyer.access_token),
+            Method::PUT,
+            &format!("/api/v1/cart/items/{}", products[0]),
+            Some(r#"{"quantity":3}"#),
+        )
+        .await;
+    assert_eq!((status, item["quantity"].as_i64()), (200, Some(3)), "{item}");
+    let (status, _) = local
+        .call_as(Some(&buyer.access_token), Method::DELETE, &format!("/api/v1/cart/items/{}", products[1]), None)
+        .await;
+    assert_eq!(status, 204);
+    let last = if a.0 == 409 { &products[49] } else { &products[50] };
+    assert_eq!(put(last).await.0, 200);
+
+    let body = json!({"name": "Gold teapot", "category": "kitchen",
+        "price": {"amount": 1_000_000_000_001i64, "currency": "JPY"}, "stock_quantity": 1});
+    let (status, err) =
+        local.call_as(Some(&seller.access_token), Method::POST, "/api/v1/products", Some(&body.to_string())).await;
+    assert_eq!((status, err["details"]["field"].as_str()), (400, Some("price.amount")), "{err}");
+}

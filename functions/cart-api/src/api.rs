@@ -14,7 +14,7 @@ use shared::resilience::CallError;
 use shared::services::{lookup_error, LookupError, ProductsClient};
 
 use crate::cart::{CartItem, CartView, PutItem, MAX_ITEMS};
-use crate::store::CartStore;
+use crate::store::{CartStore, PutOutcome};
 
 pub struct CartService<S> {
     pub products: ProductsClient,
@@ -33,7 +33,7 @@ pub fn router<S: CartStore + 'static>(service: CartService<S>) -> Router {
 async fn get_cart<S: CartStore>(State(service): Service<S>, caller: Caller) -> Result<Json<CartView>, ApiError> {
     let buyer = caller.require(Role::Buyer)?;
     let items = service.store.items(&buyer.user_id).await.map_err(ApiError::unavailable)?;
-    Ok(Json(CartView::of(items)))
+    Ok(Json(CartView::of(items)?))
 }
 
 /// Puts a product in the cart with a quantity (replacing the quantity if it is there already).
@@ -60,11 +60,6 @@ async fn put_item<S: CartStore>(
             .with_detail("available", product.stock.available)
             .with_detail("reason", "insufficient_stock"));
     }
-    let items = service.store.items(&buyer.user_id).await.map_err(ApiError::unavailable)?;
-    if items.len() >= MAX_ITEMS && !items.iter().any(|i| i.product_id == product_id) {
-        return Err(ApiError::new(ErrorCode::Conflict, "the cart is full (50 different products)")
-            .with_detail("reason", "cart_full"));
-    }
     let item = CartItem {
         user_id: buyer.user_id.clone(),
         product_id: product.id,
@@ -74,8 +69,11 @@ async fn put_item<S: CartStore>(
         quantity: request.quantity,
         updated_at: chrono::Utc::now(),
     };
-    service.store.put(&item).await.map_err(ApiError::unavailable)?;
-    Ok(Json(item))
+    match service.store.put(&item, MAX_ITEMS).await.map_err(ApiError::unavailable)? {
+        PutOutcome::Stored => Ok(Json(item)),
+        PutOutcome::CartFull => Err(ApiError::new(ErrorCode::Conflict, "the cart is full (50 different products)")
+            .with_detail("reason", "cart_full")),
+    }
 }
 
 async fn remove_item<S: CartStore>(

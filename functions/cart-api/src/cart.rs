@@ -50,18 +50,24 @@ pub struct CartView {
 }
 
 impl CartView {
-    pub fn of(items: Vec<CartItem>) -> CartView {
+    /// The cart with its totals; an error naming `items` if a total would not fit in an `i64`
+    /// (prices are bounded by [`Money::MAX_AMOUNT`], so only items stored before that bound).
+    pub fn of(items: Vec<CartItem>) -> Result<CartView, ApiError> {
         let mut totals: BTreeMap<String, i64> = BTreeMap::new();
         for item in &items {
-            let line = item.unit_price.amount.saturating_mul(item.quantity);
             let sum = totals.entry(item.unit_price.currency.clone()).or_default();
-            *sum = sum.saturating_add(line);
+            *sum = item
+                .unit_price
+                .amount
+                .checked_mul(item.quantity)
+                .and_then(|line| sum.checked_add(line))
+                .ok_or_else(|| ApiError::invalid_field("items", "the cart total is too large; remove an item"))?;
         }
-        CartView {
+        Ok(CartView {
             item_count: items.iter().map(|i| i.quantity).sum(),
             totals: totals.into_iter().map(|(currency, amount)| Money { amount, currency }).collect(),
             items,
-        }
+        })
     }
 }
 
@@ -83,13 +89,26 @@ mod tests {
 
     #[test]
     fn totals_per_currency() {
-        let view = CartView::of(vec![item("a", 100, "JPY", 2), item("b", 50, "JPY", 1), item("c", 3, "USD", 4)]);
+        let view =
+            CartView::of(vec![item("a", 100, "JPY", 2), item("b", 50, "JPY", 1), item("c", 3, "USD", 4)]).unwrap();
         assert_eq!(view.item_count, 7);
         assert_eq!(
             view.totals,
             vec![Money { amount: 250, currency: "JPY".into() }, Money { amount: 12, currency: "USD".into() }]
         );
-        assert!(CartView::of(vec![]).totals.is_empty());
+        assert!(CartView::of(vec![]).unwrap().totals.is_empty());
+    }
+
+    #[test]
+    fn a_total_that_does_not_fit_is_an_error_not_a_wrong_number() {
+        let largest = item("a", Money::MAX_AMOUNT, "JPY", MAX_QUANTITY);
+        let full: Vec<CartItem> = (0..MAX_ITEMS).map(|_| largest.clone()).collect();
+        let view = CartView::of(full).unwrap();
+        assert_eq!(view.totals[0].amount, Money::MAX_AMOUNT * MAX_QUANTITY * MAX_ITEMS as i64);
+        let err = CartView::of(vec![item("a", i64::MAX / 2, "JPY", 3)]).unwrap_err();
+        assert_eq!(err.details["field"], "items");
+        let err = CartView::of(vec![item("a", i64::MAX / 3, "JPY", 2), item("b", i64::MAX / 3, "JPY", 2)]).unwrap_err();
+        assert_eq!(err.details["field"], "items");
     }
 
     #[test]

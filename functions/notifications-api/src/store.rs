@@ -102,13 +102,8 @@ impl DynamoNotificationStore {
             .send()
             .await;
         let Err(e) = result else { return Ok(Some(())) };
-        let reasons: Vec<Option<String>> = match e.as_service_error() {
-            Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t)) => {
-                t.cancellation_reasons().iter().map(|r| r.code().map(str::to_string)).collect()
-            }
-            _ => return Err(Some(err(e))),
-        };
-        let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed");
+        let Some(reasons) = shared::store::cancellation_reasons(&e) else { return Err(Some(err(e))) };
+        let failed = |i: usize| reasons.condition_failed(i);
         if failed(1) {
             Ok(None)
         } else if failed(0) {

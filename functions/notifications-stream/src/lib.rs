@@ -83,14 +83,12 @@ pub fn router<S: NotificationStore + Clone + 'static, A: Authenticate>(
     auth: A,
     settings: StreamSettings,
 ) -> Router {
-    Router::new()
-        .route("/api/v1/notifications/stream", get(stream::<S, A>))
-        .fallback(shared::http::route_not_found)
-        .with_state(Arc::new(Stream { store, auth, settings }))
-        .layer(axum::middleware::from_fn(shared::http::request_ids))
+    let routes = Router::new().route("/api/v1/notifications/stream", get(stream::<S, A>));
+    shared::http::service_router(routes, Arc::new(Stream { store, auth, settings }))
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StreamQuery {
     #[serde(default)]
     access_token: Option<String>,

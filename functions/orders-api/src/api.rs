@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,8 +11,8 @@ use shared::auth::Identity;
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
 use shared::events::{Envelope, EventPublisher, OrderCreated};
-use shared::http::PathParams;
 use shared::http::{service_router, JsonBody, Page, QueryParams};
+use shared::http::{OptionalJsonBody, PathParams};
 use shared::resilience::CallError;
 use shared::services::{lookup_error, LookupError, ProductsClient};
 
@@ -236,7 +235,7 @@ async fn change_order<S: OrderStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,
     PathParams((id, action)): PathParams<(String, String)>,
-    body: Bytes,
+    OptionalJsonBody(body): OptionalJsonBody<ActionBody>,
 ) -> Result<Json<Order>, ApiError> {
     let me = caller.identity()?.clone();
     let Some(action) = Action::parse(&action) else {
@@ -246,11 +245,6 @@ async fn change_order<S: OrderStore, P: EventPublisher>(
                 "no order action {action}; use pay, ship, deliver, cancel, request-return, approve-return or reject-return"
             ),
         ));
-    };
-    let body: ActionBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ActionBody::default()
-    } else {
-        shared::http::decode_json(&body)?
     };
     let order = service.store.get(&id).await.map_err(ApiError::unavailable)?;
     let order = order.filter(|o| visible_to(&me, o)).ok_or_else(|| ApiError::not_found("order", &id))?;

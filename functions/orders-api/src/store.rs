@@ -201,20 +201,10 @@ impl OrderStore for DynamoOrderStore {
         }
         let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         let Err(err) = result else { return Ok(()) };
-        let reasons: Vec<Option<String>> = err
-            .as_service_error()
-            .filter(|e| e.is_transaction_canceled_exception())
-            .and_then(|e| match e {
-                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t) => {
-                    Some(t.cancellation_reasons().iter().map(|r| r.code().map(str::to_string)).collect())
-                }
-                _ => None,
-            })
-            .unwrap_or_default();
-        if reasons.is_empty() {
+        let Some(reasons) = shared::store::cancellation_reasons(&err) else {
             return Err(PlaceError::Unavailable(shared::store::dynamo_error(err)));
-        }
-        let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed");
+        };
+        let failed = |i: usize| reasons.condition_failed(i);
         if idempotency.is_some() && failed(1) {
             return Err(PlaceError::KeyTaken);
         }

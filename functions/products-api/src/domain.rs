@@ -115,7 +115,8 @@ impl NewProduct {
             return invalid("category", "must be 1 to 64 lower-case letters, digits or dashes");
         }
         if let Err(reason) = self.price.validate() {
-            let field = if self.price.amount < 0 { "price.amount" } else { "price.currency" };
+            let amount_ok = (0..=Money::MAX_AMOUNT).contains(&self.price.amount);
+            let field = if amount_ok { "price.currency" } else { "price.amount" };
             return invalid(field, reason);
         }
         if !(0..=MAX_STOCK).contains(&self.stock_quantity) {
@@ -409,6 +410,7 @@ mod tests {
             (Box::new(|p| p.name = " ".into()), "name"),
             (Box::new(|p| p.category = "Kitchen Ware".into()), "category"),
             (Box::new(|p| p.price.amount = -5), "price.amount"),
+            (Box::new(|p| p.price.amount = Money::MAX_AMOUNT + 1), "price.amount"),
             (Box::new(|p| p.price.currency = "yen".into()), "price.currency"),
             (Box::new(|p| p.stock_quantity = -1), "stock_quantity"),
         ];

@@ -184,11 +184,16 @@ impl Realtime {
             Some(Some(pairs)) => pairs,
             Some(None) => return reply(400, "resume is <order id>:<seq>,..."),
         };
-        for (conversation, _) in &resume {
+        for (conversation, after) in &resume {
             match self.access.check(conversation, &who).await {
                 Access::Allowed(..) => {}
                 Access::Unavailable(e) => return reply(503, &e),
                 _ => return reply(403, "not your conversation"),
+            }
+            match self.beyond_last(conversation, *after).await {
+                Ok(None) => {}
+                Ok(Some(problem)) => return reply(400, &problem),
+                Err(e) => return reply(503, &e),
             }
         }
         let connections = &self.pusher.connections;
@@ -212,6 +217,13 @@ impl Realtime {
         }
         tracing::info!(connection, user_id = %who.user_id, "connected");
         reply(200, "connected")
+    }
+
+    /// Why resuming after `after` is refused, if it is: a position past the conversation's last
+    /// message would hide the messages up to it when they come.
+    async fn beyond_last(&self, conversation: &str, after: u64) -> Result<Option<String>, String> {
+        let last = self.access.chat.last_seq(conversation).await?;
+        Ok((after > last).then(|| format!("after must be at most {last}, the conversation's last message")))
     }
 
     /// What to answer a client message with, if anything.
@@ -265,6 +277,11 @@ impl Realtime {
             ClientMessage::Resume { conversation_id, after } => {
                 if let Err(frame) = allowed(&conversation_id).await {
                     return Some(frame);
+                }
+                match self.beyond_last(&conversation_id, after).await {
+                    Ok(None) => {}
+                    Ok(Some(problem)) => return Some(error_frame("invalid", &problem)),
+                    Err(e) => return Some(error_frame("unavailable", &e)),
                 }
                 let job = PushJob::Resume { conversation_id, connection_id: connection.into(), after };
                 self.queue.enqueue(&job).await.err().map(|e| error_frame("unavailable", &e))
