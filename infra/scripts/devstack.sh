@@ -9,11 +9,13 @@ pidfile="$STATE_DIR/devstack.pid"
 log="$STATE_DIR/devstack.log"
 bin_dir="${DEVSTACK_BIN_DIR:-$ROOT/target/debug}"
 cd "$ROOT"
+# The browser origins the local API grants (the template's AllowedOrigins; README, "CORS").
+origins="--parameter AllowedOrigins=${ALLOWED_ORIGINS:-http://localhost:5173}"
 case "${1:-start}" in
   run)
     load_aws_env
     # shellcheck disable=SC2086
-    exec "$bin_dir/devstack" up --listen "$API_ADDR" --bin-dir "$bin_dir" ${DEVSTACK_ARGS:-}
+    exec "$bin_dir/devstack" up --listen "$API_ADDR" --bin-dir "$bin_dir" $origins ${DEVSTACK_ARGS:-}
     ;;
   start)
     load_aws_env
@@ -26,7 +28,7 @@ case "${1:-start}" in
     echo "==> devstack: starting on $API_ADDR (log: .devstack/devstack.log)"
     # DEVSTACK_ARGS: extra `devstack up` options, e.g. `--parameter NAME=VALUE`.
     # shellcheck disable=SC2086
-    nohup "$bin_dir/devstack" up --listen "$API_ADDR" --bin-dir "$bin_dir" ${DEVSTACK_ARGS:-} >"$log" 2>&1 &
+    nohup "$bin_dir/devstack" up --listen "$API_ADDR" --bin-dir "$bin_dir" $origins ${DEVSTACK_ARGS:-} >"$log" 2>&1 &
     echo $! > "$pidfile"
     alive() { kill -0 "$(cat "$pidfile")" 2>/dev/null; }
     ready() { [[ -f "$STATE_DIR/ready" ]] || { alive || return 2; false; }; }

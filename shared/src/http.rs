@@ -104,12 +104,14 @@ pub async fn route_not_found(request: Request) -> ApiError {
 }
 
 /// A service's routes with what every REST function shares: the project's `404` for an unknown
-/// route or method, the service's state, and request and correlation ids.
+/// route or method, the service's state, CORS (see [`crate::cors`]), and request and correlation
+/// ids.
 pub fn service_router<S: Clone + Send + Sync + 'static>(routes: axum::Router<S>, state: S) -> axum::Router {
     routes
         .fallback(route_not_found)
         .method_not_allowed_fallback(route_not_found)
         .with_state(state)
+        .layer(crate::cors::from_env())
         .layer(axum::middleware::from_fn(request_ids))
 }
 

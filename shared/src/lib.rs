@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config;
 pub mod consumer;
+pub mod cors;
 pub mod error;
 pub mod events;
 pub mod http;

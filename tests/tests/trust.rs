@@ -186,3 +186,50 @@ async fn the_cart_cap_holds_under_concurrent_adds() {
         local.call_as(Some(&seller.access_token), Method::POST, "/api/v1/products", Some(&body.to_string())).await;
     assert_eq!((status, err["details"]["field"].as_str()), (400, Some("price.amount")), "{err}");
 }
+
+/// A browser on an allowed origin gets its preflight answered and its responses granted, the
+/// gateway's own refusals included; another origin gets no grant.
+#[tokio::test]
+async fn an_allowed_browser_origin_may_call_the_api_and_others_may_not() {
+    let local = Local::connect().await;
+    let allowed = local.stack.parameters.get("AllowedOrigins").and_then(Value::as_str).unwrap_or_default();
+    let origin = allowed
+        .split(',')
+        .map(str::trim)
+        .find(|o| !o.is_empty() && *o != "*")
+        .expect("devstack grants at least one origin (infra/scripts/devstack.sh passes AllowedOrigins)");
+    let preflight = |origin: &str, path: &str| {
+        local
+            .http
+            .request(Method::OPTIONS, local.url(path))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type,idempotency-key")
+    };
+
+    for path in ["/api/v1/orders", "/api/v1/orders/some-id/cancel", "/api/v1/notifications/stream"] {
+        let answer = preflight(origin, path).send().await.unwrap();
+        assert!(answer.status().is_success(), "{path}: {}", answer.status());
+        let headers = answer.headers();
+        assert_eq!(headers["access-control-allow-origin"], origin, "{path}");
+        assert!(headers["vary"].to_str().unwrap().to_ascii_lowercase().contains("origin"), "{path}");
+        let allowed_headers = headers["access-control-allow-headers"].to_str().unwrap();
+        assert!(allowed_headers.contains("idempotency-key") && allowed_headers.contains("authorization"), "{path}");
+        assert!(headers["access-control-allow-methods"].to_str().unwrap().contains("POST"), "{path}");
+    }
+    let foreign = preflight("https://elsewhere.example", "/api/v1/orders").send().await.unwrap();
+    assert!(foreign.headers().get("access-control-allow-origin").is_none(), "a foreign origin gets no grant");
+
+    let products = local.http.get(local.url("/api/v1/products")).header("origin", origin).send().await.unwrap();
+    assert_eq!(products.status(), 200);
+    assert_eq!(products.headers()["access-control-allow-origin"], origin);
+    assert!(products.headers()["access-control-expose-headers"].to_str().unwrap().contains("x-request-id"));
+
+    // The gateway's own 401, before any function runs, carries the grant too: otherwise the
+    // browser hides the error from the app.
+    let refused = local.http.get(local.url("/api/v1/orders")).header("origin", origin).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers()["access-control-allow-origin"], origin);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "UNAUTHORIZED");
+}

@@ -23,6 +23,41 @@ use crate::throttle::{Metered, UsagePlans};
 /// API Gateway's payload limit for a request body.
 const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
+/// A gateway response as the template configures it: its status, its body template, and the
+/// headers of its `ResponseParameters`.
+#[derive(Debug, Clone, Default)]
+struct ResponseSpec {
+    status: Option<u16>,
+    body: Option<String>,
+    headers: Vec<(HeaderName, HeaderSource)>,
+}
+
+/// Where a gateway response's header value comes from.
+#[derive(Debug, Clone, PartialEq)]
+enum HeaderSource {
+    /// `'text'`: the text itself.
+    Literal(HeaderValue),
+    /// `method.request.header.name`: the request's header, left out when the request has none.
+    RequestHeader(HeaderName),
+}
+
+impl HeaderSource {
+    /// The source of a `ResponseParameters` value, or `None` for a form API Gateway would refuse
+    /// or that devstack does not model (context and stage variables).
+    fn parse(value: &str) -> Option<HeaderSource> {
+        if let Some(text) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+            return HeaderValue::from_str(text).ok().map(HeaderSource::Literal);
+        }
+        let name = value.strip_prefix("method.request.header.")?;
+        HeaderName::try_from(name).ok().map(HeaderSource::RequestHeader)
+    }
+}
+
+/// Marks a response the gateway made itself with its `GatewayResponses` type, so that the type's
+/// headers can be added once the request's headers are at hand.
+#[derive(Debug, Clone)]
+struct GatewayResponseType(String);
+
 /// A matched route: the route, the function serving it, and the path parameters.
 pub type RouteMatch<'a> = (&'a ApiRoute, &'a Arc<FunctionPool>, BTreeMap<String, String>);
 
@@ -51,8 +86,8 @@ pub struct Gateway {
     pub region: String,
     pub account_id: String,
     routes: Vec<(ApiRoute, Arc<FunctionPool>)>,
-    /// `GatewayResponses` of the template: type to (status, body template).
-    responses: BTreeMap<String, (Option<u16>, Option<String>)>,
+    /// `GatewayResponses` of the template, by type.
+    responses: BTreeMap<String, ResponseSpec>,
     authorizers: HashMap<String, Arc<Authorizer>>,
     default_authorizer: Option<String>,
     api_key_required: bool,
@@ -86,10 +121,19 @@ impl Gateway {
                             .pointer("/ResponseTemplates/application~1json")
                             .and_then(Value::as_str)
                             .map(str::to_string);
-                        (kind.clone(), (status, body))
+                        let mut headers = Vec::new();
+                        for (name, value) in spec.pointer("/ResponseParameters/Headers").and_then(Value::as_object).into_iter().flatten() {
+                            let source = value.as_str().and_then(HeaderSource::parse);
+                            match (HeaderName::try_from(name.as_str()), source) {
+                                (Ok(name), Some(source)) => headers.push((name, source)),
+                                _ => anyhow::bail!("GatewayResponses.{kind}: the header {name} maps {value}, which is neither 'text' nor method.request.header.<name>"),
+                            }
+                        }
+                        Ok((kind.clone(), ResponseSpec { status, body, headers }))
                     })
-                    .collect()
+                    .collect::<anyhow::Result<_>>()
             })
+            .transpose()?
             .unwrap_or_default();
         Ok(Gateway {
             api_id: config.api_id,
@@ -146,10 +190,10 @@ impl Gateway {
         let class = if default_status >= 500 { "DEFAULT_5XX" } else { "DEFAULT_4XX" };
         let own = self.responses.get(kind);
         let fallback = self.responses.get(class);
-        let status = own.and_then(|r| r.0).unwrap_or(default_status);
+        let status = own.and_then(|r| r.status).unwrap_or(default_status);
         let body = own
-            .and_then(|r| r.1.clone())
-            .or_else(|| fallback.and_then(|r| r.1.clone()))
+            .and_then(|r| r.body.clone())
+            .or_else(|| fallback.and_then(|r| r.body.clone()))
             .unwrap_or_else(|| json!({ "message": message }).to_string());
         let body = body
             .replace("$context.requestId", request_id)
@@ -162,7 +206,27 @@ impl Gateway {
         if let Ok(v) = HeaderValue::from_str(request_id) {
             headers.insert("x-amzn-requestid", v);
         }
+        response.extensions_mut().insert(GatewayResponseType(kind.to_string()));
         response
+    }
+
+    /// Adds the headers of a gateway response's `ResponseParameters`: its type's own if the
+    /// template configures that type, else those of `DEFAULT_4XX`/`DEFAULT_5XX`, as API Gateway
+    /// does. A header the gateway already set (a computed `Retry-After`) is kept.
+    fn add_response_headers(&self, kind: &str, request: &HeaderMap, response: &mut Response) {
+        let class = if response.status().is_server_error() { "DEFAULT_5XX" } else { "DEFAULT_4XX" };
+        let Some(spec) = self.responses.get(kind).or_else(|| self.responses.get(class)) else {
+            return;
+        };
+        for (name, source) in &spec.headers {
+            let value = match source {
+                HeaderSource::Literal(value) => Some(value.clone()),
+                HeaderSource::RequestHeader(from) => request.get(from).cloned(),
+            };
+            if let Some(value) = value {
+                response.headers_mut().entry(name.clone()).or_insert(value);
+            }
+        }
     }
 }
 
@@ -196,7 +260,24 @@ fn decode(s: &str) -> String {
 }
 
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    Router::new().fallback(handle).with_state(gateway)
+    Router::new()
+        .fallback(handle)
+        .layer(axum::middleware::from_fn_with_state(gateway.clone(), with_response_parameters))
+        .with_state(gateway)
+}
+
+/// Gives the gateway's own responses the headers their `ResponseParameters` map.
+async fn with_response_parameters(
+    State(gw): State<Arc<Gateway>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers().clone();
+    let mut response = next.run(request).await;
+    if let Some(GatewayResponseType(kind)) = response.extensions().get::<GatewayResponseType>().cloned() {
+        gw.add_response_headers(&kind, &headers, &mut response);
+    }
+    response
 }
 
 async fn handle(

@@ -53,8 +53,13 @@ async fn serve(ttl: Duration) -> String {
         ttl,
     );
     let responses = json!({
-        "UNAUTHORIZED": {"StatusCode": "401", "ResponseTemplates": {"application/json": "{\"code\":\"UNAUTHORIZED\",\"request_id\":\"$context.requestId\"}"}},
-        "ACCESS_DENIED": {"StatusCode": "403", "ResponseTemplates": {"application/json": "{\"code\":\"FORBIDDEN\"}"}}
+        "UNAUTHORIZED": {
+            "StatusCode": "401",
+            "ResponseParameters": {"Headers": {"Access-Control-Allow-Origin": "method.request.header.origin", "Vary": "'Origin'"}},
+            "ResponseTemplates": {"application/json": "{\"code\":\"UNAUTHORIZED\",\"request_id\":\"$context.requestId\"}"}
+        },
+        "ACCESS_DENIED": {"StatusCode": "403", "ResponseTemplates": {"application/json": "{\"code\":\"FORBIDDEN\"}"}},
+        "DEFAULT_4XX": {"ResponseParameters": {"Headers": {"X-Default": "'4xx'"}}}
     });
     let gateway = Gateway::new(GatewayConfig {
         api_id: "api1".into(),
@@ -117,6 +122,29 @@ async fn the_authorizer_guards_routes_and_passes_its_context() {
     let (status, body) = get(&base, "/public", None).await;
     assert_eq!(status, 200, "a route with Authorizer: NONE needs no token");
     assert!(body["event"]["requestContext"]["authorizer"].is_null());
+}
+
+#[tokio::test]
+async fn gateway_responses_carry_the_headers_their_response_parameters_map() {
+    let base = serve(Duration::from_secs(300)).await;
+    let client = reqwest::Client::new();
+    let refused = client.get(format!("{base}/private")).header("origin", "https://shop.example").send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(refused.headers()["access-control-allow-origin"], "https://shop.example", "echoes the request's header");
+    assert_eq!(refused.headers()["vary"], "Origin", "a quoted value is a literal");
+    assert!(refused.headers().get("x-default").is_none(), "a configured type does not take DEFAULT_4XX's headers");
+
+    let refused = client.get(format!("{base}/private")).send().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    assert!(refused.headers().get("access-control-allow-origin").is_none(), "no origin, no header");
+
+    let no_route = client.get(format!("{base}/nowhere")).header("origin", "https://shop.example").send().await.unwrap();
+    assert_eq!(no_route.status().as_u16(), 403, "MISSING_AUTHENTICATION_TOKEN is not configured here");
+    assert_eq!(no_route.headers()["x-default"], "4xx", "an unconfigured type takes DEFAULT_4XX's headers");
+
+    let served = client.get(format!("{base}/public")).header("origin", "https://shop.example").send().await.unwrap();
+    assert_eq!(served.status().as_u16(), 200);
+    assert!(served.headers().get("x-default").is_none(), "a function's response is left as it is");
 }
 
 #[tokio::test]
