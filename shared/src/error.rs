@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The error codes of seed 001 §9.1 plus `RATE_LIMITED`, each with its HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     InvalidRequest,
@@ -53,12 +53,16 @@ impl ErrorCode {
     }
 }
 
-/// An error as a client sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An error as a client sees it: the body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// What the error is about: `field` and `reason` for invalid input, `resource` and `id` for
+    /// what was not found, and so on; always an object.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub details: Map<String, Value>,
     /// Filled in from the request being served when the error becomes a response.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -168,7 +168,7 @@ impl DomainEvent for ProductDeleted {
 }
 
 /// One line of an order, as events carry it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderLine {
     pub product_id: String,
     pub seller_id: String,

@@ -335,7 +335,7 @@ mod tests {
 }
 
 /// Seed 001 `PageResponse` with the items of the page.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total_items: u64,

@@ -2,12 +2,27 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Money {
     /// Amount in the currency's minor unit (yen, cents).
+    #[schema(minimum = 0)]
     pub amount: i64,
     /// Three upper-case letters, e.g. `JPY`.
+    #[schema(pattern = "^[A-Z]{3}$", min_length = 3, max_length = 3)]
     pub currency: String,
+}
+
+/// How the API describes a price a client sends: [`Money`] within [`Money::MAX_AMOUNT`]. Only
+/// the OpenAPI schema of request fields that [`Money::validate`] checks; it is never built.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Price {
+    /// Amount in the currency's minor unit (yen, cents), at most 10^12.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
+    amount: i64,
+    /// Three upper-case letters, e.g. `JPY`.
+    #[schema(pattern = "^[A-Z]{3}$", min_length = 3, max_length = 3)]
+    currency: String,
 }
 
 impl Money {

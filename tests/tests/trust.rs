@@ -233,3 +233,29 @@ async fn an_allowed_browser_origin_may_call_the_api_and_others_may_not() {
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["code"], "UNAUTHORIZED");
 }
+
+/// The API describes itself: the description is served through the gateway, anonymously, and it
+/// describes the routes that answer.
+#[tokio::test]
+async fn the_openapi_description_is_served_and_describes_the_routes_that_answer() {
+    let local = Local::connect().await;
+    let (status, spec) = local.call(Method::GET, "/api/v1/openapi.json", None).await;
+    assert_eq!(status, 200, "{spec}");
+    assert_eq!(spec["openapi"], "3.1.0");
+    assert_eq!(spec["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let paths = spec["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/api/v1/orders/{id}/{action}") && paths.contains_key("/auth/login"));
+    // Every described GET without path parameters answers something documented, anonymously.
+    for (path, item) in paths.iter().filter(|(p, i)| !p.contains('{') && i.get("get").is_some()) {
+        if path.ends_with("/stream") {
+            continue; // never ends; its own tests
+        }
+        let (status, _) = local.call(Method::GET, path, None).await;
+        let documented = item["get"]["responses"].as_object().unwrap();
+        assert!(
+            documented.contains_key(&status.to_string()),
+            "GET {path} answered {status}, not in {:?}",
+            documented.keys()
+        );
+    }
+}

@@ -10,7 +10,6 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use lambda_http::request::RequestContext;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use shared::auth::{permissions_for, Caller, Role};
 use shared::error::{ApiError, ErrorCode};
 use shared::events::{Envelope, EventPublisher, UserCreated, UserDeleted, UserDisabled, UserLogin};
@@ -45,7 +44,7 @@ pub fn router<I: IdentityStore + 'static, P: EventPublisher + 'static>(service: 
 }
 
 /// The roles anyone may sign up as; admins are made by an operator.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SignUpRole {
     #[default]
@@ -53,45 +52,91 @@ pub enum SignUpRole {
     Seller,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignUpRequest {
+    #[schema(format = "email", max_length = 254)]
     pub email: String,
+    /// At least 8 characters (and the user pool's password policy).
+    #[schema(min_length = 8)]
     pub password: String,
     #[serde(default)]
     pub role: SignUpRole,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub display_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
+    #[schema(format = "email", max_length = 254)]
     pub email: String,
+    /// The code Cognito emailed.
+    #[schema(min_length = 1, pattern = "\\S")]
     pub code: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(format = "email", max_length = 254)]
     pub email: String,
     pub password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    #[schema(min_length = 1, pattern = "\\S")]
     pub refresh_token: String,
 }
 
 /// The user part of the answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub user_id: String,
     pub email: String,
     pub roles: Vec<String>,
+    /// Set for sellers only.
     pub seller_id: Option<String>,
 }
+
+/// What `POST /auth/signup` answers: the account, not yet confirmed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignedUp {
+    pub user_id: String,
+    pub email: String,
+    pub roles: Vec<String>,
+    pub seller_id: Option<String>,
+    pub confirmed: bool,
+    /// What to do next.
+    pub next: String,
+}
+
+/// What `POST /auth/login` answers: the tokens and who they are for.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Session {
+    #[serde(flatten)]
+    pub tokens: Tokens,
+    pub user: UserView,
+}
+
+/// What `GET /auth/me` answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Me {
+    pub user_id: String,
+    pub email: String,
+    pub roles: Vec<String>,
+    pub seller_id: Option<String>,
+    pub permissions: Vec<String>,
+    pub display_name: Option<String>,
+}
+
+/// The auth service's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(sign_up, confirm, login, refresh, logout, me, delete_user, disable_user, enable_user))]
+pub struct ApiDoc;
 
 /// A plausible email address: one `@`, something on both sides, a dot in the domain.
 pub fn validate_email(email: &str) -> Result<(), ApiError> {
@@ -103,6 +148,17 @@ pub fn validate_email(email: &str) -> Result<(), ApiError> {
     ok.then_some(()).ok_or_else(|| ApiError::invalid_field("email", "not an email address"))
 }
 
+/// Sign up as a buyer or a seller; Cognito emails a code to confirm with.
+#[utoipa::path(
+    post, path = "/auth/signup", tag = "auth", operation_id = "sign_up",
+    request_body = SignUpRequest,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Signed up, to be confirmed", body = SignedUp),
+        (status = 400, description = "A field breaks a rule (or the pool's password policy)", body = ApiError),
+        (status = 409, description = "This account exists already", body = ApiError),
+    ),
+)]
 async fn sign_up<I: IdentityStore, P: EventPublisher>(
     State(service): Service<I, P>,
     JsonBody(input): JsonBody<SignUpRequest>,
@@ -143,17 +199,29 @@ async fn sign_up<I: IdentityStore, P: EventPublisher>(
         }
         return Err(err);
     }
-    let body = json!({
-        "user_id": user_id,
-        "email": email,
-        "roles": [group.as_str()],
-        "seller_id": seller_id,
-        "confirmed": false,
-        "next": "POST /auth/confirm with the code sent to the email address",
-    });
+    let body = SignedUp {
+        user_id,
+        email,
+        roles: vec![group.as_str().to_string()],
+        seller_id,
+        confirmed: false,
+        next: "POST /auth/confirm with the code sent to the email address".into(),
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// Confirm a sign-up with the emailed code.
+#[utoipa::path(
+    post, path = "/auth/confirm", tag = "auth", operation_id = "confirm_sign_up",
+    request_body = ConfirmRequest,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Confirmed", body = UserView),
+        (status = 400, description = "A field breaks a rule, or the code is wrong or expired", body = ApiError),
+        (status = 401, description = "The account was deleted", body = ApiError),
+        (status = 404, description = "No such account", body = ApiError),
+    ),
+)]
 async fn confirm<I: IdentityStore, P: EventPublisher>(
     State(service): Service<I, P>,
     JsonBody(input): JsonBody<ConfirmRequest>,
@@ -199,11 +267,22 @@ impl<S: Send + Sync> FromRequestParts<S> for SourceIp {
     }
 }
 
+/// Log in with email and password.
+#[utoipa::path(
+    post, path = "/auth/login", tag = "auth", operation_id = "login",
+    request_body = LoginRequest,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Logged in", body = Session),
+        (status = 400, description = "A field breaks a rule", body = ApiError),
+        (status = 401, description = "Wrong email or password, unconfirmed, disabled or deleted", body = ApiError),
+    ),
+)]
 async fn login<I: IdentityStore, P: EventPublisher>(
     State(service): Service<I, P>,
     SourceIp(source_ip): SourceIp,
     JsonBody(input): JsonBody<LoginRequest>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Session>, ApiError> {
     validate_email(&input.email)?;
     let email = input.email.to_lowercase();
     let mut tokens = service.cognito.login(&email, &input.password).await?;
@@ -236,16 +315,20 @@ async fn login<I: IdentityStore, P: EventPublisher>(
     if let Err(err) = service.publisher.publish(&event.into_untyped()).await {
         tracing::warn!(error = %err, "user.login not published");
     }
-    Ok(Json(json!({
-        "access_token": tokens.access_token,
-        "id_token": tokens.id_token,
-        "refresh_token": tokens.refresh_token,
-        "expires_in": tokens.expires_in,
-        "token_type": tokens.token_type,
-        "user": user,
-    })))
+    Ok(Json(Session { tokens, user }))
 }
 
+/// New access and ID tokens for a refresh token.
+#[utoipa::path(
+    post, path = "/auth/refresh", tag = "auth", operation_id = "refresh_tokens",
+    request_body = RefreshRequest,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Fresh tokens (no new refresh token)", body = Tokens),
+        (status = 400, description = "A field breaks a rule", body = ApiError),
+        (status = 401, description = "The refresh token is invalid, expired or signed out", body = ApiError),
+    ),
+)]
 async fn refresh<I: IdentityStore, P: EventPublisher>(
     State(service): Service<I, P>,
     JsonBody(input): JsonBody<RefreshRequest>,
@@ -266,6 +349,12 @@ fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "an access token is required"))
 }
 
+/// Log out everywhere: the refresh tokens stop at once, the access tokens in use are refused.
+#[utoipa::path(
+    post, path = "/auth/logout", tag = "auth", operation_id = "logout",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Logged out")),
+)]
 async fn logout<I: IdentityStore, P: EventPublisher>(
     State(service): Service<I, P>,
     caller: Caller,
@@ -288,24 +377,41 @@ async fn logout<I: IdentityStore, P: EventPublisher>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Who the token is for, with their permissions.
+#[utoipa::path(
+    get, path = "/auth/me", tag = "auth", operation_id = "me",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = Me)),
+)]
 async fn me<I: IdentityStore, P: EventPublisher>(
     State(service): Service<I, P>,
     caller: Caller,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Me>, ApiError> {
     let identity = caller.identity()?.clone();
     // Asking Cognito (not only the authorizer's cached decision) refuses a signed-out token at once.
     let attributes = service.cognito.user_of_token(&bearer(&headers)?).await?;
-    Ok(Json(json!({
-        "user_id": identity.user_id,
-        "email": attributes.get("email").cloned().unwrap_or(identity.email),
-        "roles": identity.roles,
-        "seller_id": identity.seller_id,
-        "permissions": permissions_for(&identity.roles),
-        "display_name": attributes.get("name"),
-    })))
+    Ok(Json(Me {
+        permissions: permissions_for(&identity.roles).into_iter().map(str::to_string).collect(),
+        roles: identity.roles.iter().map(|r| r.as_str().to_string()).collect(),
+        user_id: identity.user_id,
+        email: attributes.get("email").cloned().unwrap_or(identity.email),
+        seller_id: identity.seller_id,
+        display_name: attributes.get("name").cloned(),
+    }))
 }
 
+/// Delete a user, as an admin: their tokens are refused and their connections closed.
+#[utoipa::path(
+    delete, path = "/auth/users/{id}", tag = "auth", operation_id = "delete_user",
+    params(("id" = String, Path, description = "The user's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "The caller is not an admin", body = ApiError),
+        (status = 404, description = "No such user", body = ApiError),
+    ),
+)]
 async fn delete_user<I: IdentityStore, P: EventPublisher>(
     State(service): Service<I, P>,
     caller: Caller,
@@ -333,6 +439,17 @@ async fn delete_user<I: IdentityStore, P: EventPublisher>(
 
 /// `POST /auth/users/{id}/disable`: the user can no longer log in, their tokens are refused and
 /// their open connections are closed, until `enable`.
+#[utoipa::path(
+    post, path = "/auth/users/{id}/disable", tag = "auth", operation_id = "disable_user",
+    params(("id" = String, Path, description = "The user's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Disabled"),
+        (status = 401, description = "The user was deleted", body = ApiError),
+        (status = 403, description = "The caller is not an admin", body = ApiError),
+        (status = 404, description = "No such user", body = ApiError),
+    ),
+)]
 async fn disable_user<I: IdentityStore, P: EventPublisher>(
     State(service): Service<I, P>,
     caller: Caller,
@@ -348,6 +465,18 @@ async fn disable_user<I: IdentityStore, P: EventPublisher>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Enable a disabled user again, as an admin.
+#[utoipa::path(
+    post, path = "/auth/users/{id}/enable", tag = "auth", operation_id = "enable_user",
+    params(("id" = String, Path, description = "The user's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Enabled"),
+        (status = 401, description = "The user was deleted", body = ApiError),
+        (status = 403, description = "The caller is not an admin", body = ApiError),
+        (status = 404, description = "No such user", body = ApiError),
+    ),
+)]
 async fn enable_user<I: IdentityStore, P: EventPublisher>(
     State(service): Service<I, P>,
     caller: Caller,

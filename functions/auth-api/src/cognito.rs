@@ -85,7 +85,7 @@ fn cognito_error<E: ProvideErrorMetadata + std::error::Error + 'static>(op: Oper
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Tokens {
     pub access_token: String,
     pub id_token: String,

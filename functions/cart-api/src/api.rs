@@ -30,6 +30,20 @@ pub fn router<S: CartStore + 'static>(service: CartService<S>) -> Router {
     service_router(routes, Arc::new(service))
 }
 
+/// The cart service's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_cart, put_item, remove_item, clear_cart))]
+pub struct ApiDoc;
+
+/// The caller's cart with its totals.
+#[utoipa::path(
+    get, path = "/api/v1/cart", tag = "cart", operation_id = "get_cart",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The cart", body = CartView),
+        (status = 403, description = "The caller is not a buyer", body = ApiError),
+    ),
+)]
 async fn get_cart<S: CartStore>(State(service): Service<S>, caller: Caller) -> Result<Json<CartView>, ApiError> {
     let buyer = caller.require(Role::Buyer)?;
     let items = service.store.items(&buyer.user_id).await.map_err(ApiError::unavailable)?;
@@ -38,6 +52,18 @@ async fn get_cart<S: CartStore>(State(service): Service<S>, caller: Caller) -> R
 
 /// Puts a product in the cart with a quantity (replacing the quantity if it is there already).
 /// The product must exist, be listed, and have that many units available now.
+#[utoipa::path(
+    put, path = "/api/v1/cart/items/{product_id}", tag = "cart", operation_id = "put_cart_item",
+    params(("product_id" = String, Path, description = "The product's id")),
+    request_body = PutItem,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "In the cart with this quantity", body = CartItem),
+        (status = 403, description = "The caller is not a buyer", body = ApiError),
+        (status = 404, description = "No such listed product", body = ApiError),
+        (status = 409, description = "Not that many units available, or the cart is full (50 products)", body = ApiError),
+    ),
+)]
 async fn put_item<S: CartStore>(
     State(service): Service<S>,
     caller: Caller,
@@ -76,6 +102,17 @@ async fn put_item<S: CartStore>(
     }
 }
 
+/// Take a product out of the cart.
+#[utoipa::path(
+    delete, path = "/api/v1/cart/items/{product_id}", tag = "cart", operation_id = "remove_cart_item",
+    params(("product_id" = String, Path, description = "The product's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, description = "The caller is not a buyer", body = ApiError),
+        (status = 404, description = "Not in the cart", body = ApiError),
+    ),
+)]
 async fn remove_item<S: CartStore>(
     State(service): Service<S>,
     caller: Caller,
@@ -88,6 +125,15 @@ async fn remove_item<S: CartStore>(
     }
 }
 
+/// Empty the cart.
+#[utoipa::path(
+    delete, path = "/api/v1/cart", tag = "cart", operation_id = "clear_cart",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Emptied"),
+        (status = 403, description = "The caller is not a buyer", body = ApiError),
+    ),
+)]
 async fn clear_cart<S: CartStore>(State(service): Service<S>, caller: Caller) -> Result<StatusCode, ApiError> {
     let buyer = caller.require(Role::Buyer)?;
     for item in service.store.items(&buyer.user_id).await.map_err(ApiError::unavailable)? {

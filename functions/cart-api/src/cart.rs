@@ -8,7 +8,7 @@ use shared::error::ApiError;
 use shared::Money;
 
 /// One product in one buyer's cart.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CartItem {
     pub user_id: String,
     pub product_id: String,
@@ -21,9 +21,10 @@ pub struct CartItem {
 }
 
 /// `PUT /api/v1/cart/items/{product_id}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutItem {
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: i64,
 }
 
@@ -41,7 +42,7 @@ impl PutItem {
 }
 
 /// What `GET /api/v1/cart` answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CartView {
     pub items: Vec<CartItem>,
     pub item_count: i64,

@@ -42,18 +42,23 @@ pub fn inboxes(me: &Identity) -> Vec<String> {
     out
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only unread notifications.
     #[serde(default)]
     pub unread: bool,
+    /// At most this many, 1 to 200.
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: usize,
     /// A cursor: answer only what came after it, oldest first.
     #[serde(default)]
     pub after: Option<String>,
     /// Seconds to hold the request until something comes after the cursor (or after now).
     #[serde(default)]
+    #[param(minimum = 0, maximum = 20)]
     pub wait: Option<u64>,
 }
 
@@ -61,7 +66,7 @@ fn default_limit() -> usize {
     50
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Listing {
     pub items: Vec<Notification>,
     /// Send it back as `after` (or SSE `Last-Event-ID`) to get only what comes next.
@@ -102,6 +107,27 @@ fn etag_of(body: &[u8]) -> String {
     format!("\"{}\"", digest.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>())
 }
 
+/// The notifications service's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, mark_read))]
+pub struct ApiDoc;
+
+/// The caller's notifications (and their seller account's), newest first; with `after` (and
+/// `wait`, a long poll) only what came after that cursor, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/notifications", tag = "notifications", operation_id = "list_notifications",
+    params(
+        ListQuery,
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: `304` if nothing changed"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The notifications and the cursor after them", body = Listing,
+            headers(("ETag" = String, description = "Of this answer, for If-None-Match"))),
+        (status = 304, description = "Nothing changed since the ETag in If-None-Match", headers(("ETag" = String))),
+        (status = 400, description = "A parameter is out of range, or the cursor is not one of this API", body = ApiError),
+    ),
+)]
 async fn list<S: NotificationStore>(
     State(store): State<Arc<S>>,
     caller: Caller,
@@ -157,6 +183,16 @@ async fn list<S: NotificationStore>(
     Ok(([(header::ETAG, etag), (header::CACHE_CONTROL, no_cache), (header::CONTENT_TYPE, json)], body).into_response())
 }
 
+/// Mark one of the caller's notifications read.
+#[utoipa::path(
+    post, path = "/api/v1/notifications/{id}/read", tag = "notifications", operation_id = "mark_notification_read",
+    params(("id" = String, Path, description = "The notification's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Read"),
+        (status = 404, description = "Not one of the caller's notifications", body = ApiError),
+    ),
+)]
 async fn mark_read<S: NotificationStore>(
     State(store): State<Arc<S>>,
     caller: Caller,

@@ -5,7 +5,7 @@ use shared::events::{Envelope, OrderCreated, OrderReturn, OrderStatusChange, Use
 
 /// One notification in one inbox: `user#<user id>` for a person, `seller#<seller id>` for a
 /// seller account (events name sellers by seller id, not by user).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Notification {
     pub inbox: String,
     /// Stable per (event, recipient): a redelivered event rewrites the same notification.

@@ -87,15 +87,22 @@ pub fn router<S: NotificationStore + Clone + 'static, A: Authenticate>(
     shared::http::service_router(routes, Arc::new(Stream { store, auth, settings }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct StreamQuery {
+    /// The access token, for clients that cannot set `Authorization` (EventSource).
     #[serde(default)]
     access_token: Option<String>,
     /// For clients that cannot set `Last-Event-ID`.
     #[serde(default)]
     last_event_id: Option<String>,
 }
+
+/// The stream's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(stream))]
+pub struct ApiDoc;
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
     shared::auth::bearer_token(headers.get(header::AUTHORIZATION)?.to_str().ok()?).map(str::to_string)
@@ -107,6 +114,23 @@ fn event_text(notification: &notifications_api::compose::Notification, id: &Curs
     Ok(format!("id: {}\nevent: notification\ndata: {data}\n\n", id.render()))
 }
 
+/// The caller's notifications as Server-Sent Events (`event: notification`, `data` a
+/// `Notification`, `id` the cursor after it), from `Last-Event-ID` on if given; a token in
+/// `Authorization` or `access_token` is required.
+#[utoipa::path(
+    get, path = "/api/v1/notifications/stream", tag = "notifications", operation_id = "stream_notifications",
+    params(
+        StreamQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received: resume after it"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The stream; it ends after the function's time and the client reconnects with Last-Event-ID",
+            content_type = "text/event-stream", body = String),
+        (status = 400, description = "An unknown parameter, or a Last-Event-ID that is not a cursor of this API", body = ApiError),
+        (status = 401, description = "No token, or an invalid one", body = ApiError),
+    ),
+)]
 async fn stream<S: NotificationStore + Clone + 'static, A: Authenticate>(
     State(state): State<Arc<Stream<S, A>>>,
     headers: HeaderMap,

@@ -39,6 +39,11 @@ pub fn router<S: OrderStore + 'static, P: EventPublisher + 'static>(service: Ord
     service_router(routes, Arc::new(service))
 }
 
+/// The orders service's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(place_order, list_orders, get_order, change_order))]
+pub struct ApiDoc;
+
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
     let key = value
@@ -63,6 +68,20 @@ fn replay(record: &IdempotencyRecord, fingerprint: &str) -> Result<Response, Api
     Ok(response)
 }
 
+/// Place an order, as a buyer: its stock is reserved until it is paid or cancelled.
+#[utoipa::path(
+    post, path = "/api/v1/orders", tag = "orders", operation_id = "place_order",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 100 printable ASCII characters: a retry with the same key and body answers the first order again (`idempotent-replayed: true`), with another body `409`")),
+    request_body = PlaceOrder,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Placed (or replayed)", body = Order, headers(("Location" = String, description = "The order's URL"))),
+        (status = 400, description = "A field breaks a rule, or a bad Idempotency-Key", body = ApiError),
+        (status = 403, description = "The caller is not a buyer", body = ApiError),
+        (status = 404, description = "A product does not exist; `details.field` names the line", body = ApiError),
+        (status = 409, description = "Not enough stock, a price changed, or the key was used for another request", body = ApiError),
+    ),
+)]
 async fn place_order<S: OrderStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,
@@ -140,7 +159,7 @@ async fn place_order<S: OrderStore, P: EventPublisher>(
 }
 
 /// Whose orders `GET /api/v1/orders` lists: the caller's as buyer, or their seller account's.
-#[derive(Debug, Clone, Copy, Default, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ListAs {
     #[default]
@@ -149,20 +168,38 @@ pub enum ListAs {
 }
 
 /// `GET /api/v1/orders` parameters: seed 001 `PageRequest`, whose orders, and a status.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// The page, from 1.
     #[serde(default = "shared::http::first_page")]
+    #[param(minimum = 1, default = 1)]
     pub page: u32,
+    /// Items a page, 1 to 100.
     #[serde(default = "shared::http::default_page_size")]
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub page_size: u32,
+    /// `buyer` (default): the caller's orders; `seller`: their seller account's.
     #[serde(default, rename = "as")]
+    #[param(inline)]
     pub list_as: ListAs,
+    /// Only orders in this status.
     #[serde(default)]
+    #[param(inline)]
     pub status: Option<OrderStatus>,
 }
 
 /// `GET /api/v1/orders`: the caller's orders, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/orders", tag = "orders", operation_id = "list_orders",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of orders, newest first", body = Page<Order>),
+        (status = 403, description = "`as=seller` from a caller who is not a seller", body = ApiError),
+    ),
+)]
 async fn list_orders<S: OrderStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,
@@ -192,6 +229,16 @@ async fn list_orders<S: OrderStore, P: EventPublisher>(
     }))
 }
 
+/// One order, to its buyer, its seller and admins.
+#[utoipa::path(
+    get, path = "/api/v1/orders/{id}", tag = "orders", operation_id = "get_order",
+    params(("id" = String, Path, description = "The order's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 404, description = "No such order, or not the caller's", body = ApiError),
+    ),
+)]
 async fn get_order<S: OrderStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,
@@ -222,15 +269,32 @@ fn may(identity: &Identity, order: &Order, action: Action) -> bool {
 }
 
 /// Optional body of an order action: the reason of a return request (required) or rejection.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
+    /// Why: required to request a return, optional to reject one; at most 1000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     reason: Option<String>,
 }
 
 /// `POST /api/v1/orders/{id}/{action}`: pay, ship, deliver, cancel, request-return,
 /// approve-return, reject-return. Payment and refunds are simulated: they always succeed.
+#[utoipa::path(
+    post, path = "/api/v1/orders/{id}/{action}", tag = "orders", operation_id = "change_order",
+    params(
+        ("id" = String, Path, description = "The order's id"),
+        ("action" = String, Path, description = "What to do", pattern = "^(pay|ship|deliver|cancel|request-return|approve-return|reject-return)$"),
+    ),
+    request_body(content = Option<ActionBody>, description = "Optional; an empty body is no reason"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The order after the action", body = Order),
+        (status = 403, description = "The caller may not take this action on this order", body = ApiError),
+        (status = 404, description = "No such order (or not the caller's), or no such action", body = ApiError),
+        (status = 409, description = "The action does not apply in the order's status", body = ApiError),
+    ),
+)]
 async fn change_order<S: OrderStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,

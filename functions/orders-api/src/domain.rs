@@ -10,7 +10,7 @@ use shared::events::OrderLine;
 use shared::services::ProductView;
 use shared::Money;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Order {
     pub id: String,
     pub buyer_id: String,
@@ -55,7 +55,7 @@ impl Order {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Placed, stock reserved, waiting for payment.
@@ -217,16 +217,20 @@ impl Action {
 pub const MAX_REASON_LEN: usize = 1000;
 
 /// `POST /api/v1/orders`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrder {
+    /// 1 to 25 lines, each product once.
+    #[schema(min_items = 1, max_items = 25)]
     pub items: Vec<OrderItem>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderItem {
+    #[schema(min_length = 1, pattern = "\\S")]
     pub product_id: String,
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: i64,
     /// The price the buyer saw; if given and the product now costs something else, the order is
     /// refused rather than charged differently.

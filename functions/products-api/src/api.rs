@@ -57,6 +57,11 @@ where
     service_router(routes, Arc::new(service))
 }
 
+/// The products service's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create_product, list_products, get_product, update_product, delete_product))]
+pub struct ApiDoc;
+
 /// The seller id of a caller who must be a seller.
 fn seller_id(caller: &Caller) -> Result<String, ApiError> {
     let seller = caller.require(Role::Seller)?;
@@ -76,6 +81,18 @@ fn version_of_etag(value: &str) -> Option<u64> {
     value.trim().trim_start_matches("W/").trim_matches('"').strip_prefix('v')?.parse().ok()
 }
 
+/// List a product, as its seller.
+#[utoipa::path(
+    post, path = "/api/v1/products", tag = "products", operation_id = "create_product",
+    request_body = NewProduct,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Listed", body = Product,
+            headers(("Location" = String, description = "The product's URL"), ("ETag" = String, description = "The product's version, for If-Match"))),
+        (status = 400, description = "A field breaks a rule; `details.field` names it", body = ApiError),
+        (status = 403, description = "The caller is not a seller", body = ApiError),
+    ),
+)]
 async fn create_product<S: ProductStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,
@@ -88,6 +105,16 @@ async fn create_product<S: ProductStore, P: EventPublisher>(
         .into_response())
 }
 
+/// The listed products, a page at a time.
+#[utoipa::path(
+    get, path = "/api/v1/products", tag = "products", operation_id = "list_products",
+    params(ListQuery),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of products", body = Page<Product>),
+        (status = 400, description = "A parameter is out of range or unknown", body = ApiError),
+    ),
+)]
 async fn list_products<S: ProductStore, P: EventPublisher>(
     State(service): Service<S, P>,
     QueryParams(query): QueryParams<ListQuery>,
@@ -95,6 +122,21 @@ async fn list_products<S: ProductStore, P: EventPublisher>(
     Ok(Json(service.list_products(&query).await?))
 }
 
+/// One listed product.
+#[utoipa::path(
+    get, path = "/api/v1/products/{id}", tag = "products", operation_id = "get_product",
+    params(
+        ("id" = String, Path, description = "The product's id"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: `304` if the product is still that version"),
+    ),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The product", body = Product, headers(("ETag" = String, description = "The product's version"))),
+        (status = 304, description = "Unchanged since the ETag in If-None-Match", headers(("ETag" = String))),
+        (status = 400, description = "The id is not valid UTF-8", body = ApiError),
+        (status = 404, description = "No such product, or deleted", body = ApiError),
+    ),
+)]
 async fn get_product<S: ProductStore, P: EventPublisher>(
     State(service): Service<S, P>,
     PathParams(id): PathParams<String>,
@@ -113,19 +155,42 @@ async fn get_product<S: ProductStore, P: EventPublisher>(
 }
 
 /// The editable fields of a product, and optionally the version the client last saw.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductChange {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub description: String,
+    #[schema(pattern = "^[a-z0-9-]{1,64}$")]
     pub category: String,
+    #[schema(value_type = shared::money::Price)]
     pub price: shared::Money,
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub stock_quantity: i64,
+    /// The version the change is based on (like If-Match); a newer stored version is `409`.
     #[serde(default)]
     pub version: Option<u64>,
 }
 
+/// Change a product, as its seller; If-Match (or `version`) guards against lost updates.
+#[utoipa::path(
+    put, path = "/api/v1/products/{id}", tag = "products", operation_id = "update_product",
+    params(
+        ("id" = String, Path, description = "The product's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on, like `\"v3\"`: `409` if the product changed since"),
+    ),
+    request_body = ProductChange,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Changed", body = Product, headers(("ETag" = String, description = "The new version"))),
+        (status = 400, description = "A field breaks a rule, or If-Match is not an ETag of this API", body = ApiError),
+        (status = 403, description = "Not the product's seller", body = ApiError),
+        (status = 404, description = "No such product", body = ApiError),
+        (status = 409, description = "The product changed since the version given", body = ApiError),
+    ),
+)]
 async fn update_product<S: ProductStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,
@@ -152,6 +217,17 @@ async fn update_product<S: ProductStore, P: EventPublisher>(
     Ok(([(header::ETAG, etag(&product))], Json(product)).into_response())
 }
 
+/// Delist a product (a soft delete), as its seller or an admin.
+#[utoipa::path(
+    delete, path = "/api/v1/products/{id}", tag = "products", operation_id = "delete_product",
+    params(("id" = String, Path, description = "The product's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Delisted"),
+        (status = 403, description = "Neither the product's seller nor an admin", body = ApiError),
+        (status = 404, description = "No such product", body = ApiError),
+    ),
+)]
 async fn delete_product<S: ProductStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,

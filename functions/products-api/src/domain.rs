@@ -12,7 +12,7 @@ use crate::store::{ProductStore, StoreError};
 /// The name this service publishes events under.
 pub const SOURCE: &str = "products-api";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Product {
     pub id: String,
     pub seller_id: String,
@@ -32,7 +32,7 @@ pub struct Product {
 }
 
 /// The approved reviews of a product: how many, and their average stars.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rating {
     pub count: u64,
     /// Sum of the stars, so that the average stays exact as reviews arrive.
@@ -67,13 +67,13 @@ impl Rating {
 }
 
 /// Units on hand: `available` can be ordered, `reserved` is held by unpaid orders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stock {
     pub available: i64,
     pub reserved: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProductStatus {
     Active,
@@ -82,14 +82,19 @@ pub enum ProductStatus {
 }
 
 /// What a seller sends to list a product. The seller is the caller, never a field of the body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub description: String,
+    #[schema(pattern = "^[a-z0-9-]{1,64}$")]
     pub category: String,
+    #[schema(value_type = shared::money::Price)]
     pub price: Money,
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub stock_quantity: i64,
 }
 
@@ -327,14 +332,20 @@ impl<S: ProductStore, P: EventPublisher> ProductService<S, P> {
 }
 
 /// `GET /api/v1/products` parameters: seed 001 `PageRequest` plus filters.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// The page, from 1.
     #[serde(default = "shared::http::first_page")]
+    #[param(minimum = 1, default = 1)]
     pub page: u32,
+    /// Items a page, 1 to 100.
     #[serde(default = "shared::http::default_page_size")]
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub page_size: u32,
     #[serde(default)]
+    #[param(inline)]
     pub sort_by: SortBy,
     #[serde(default)]
     pub descending: bool,
@@ -351,7 +362,7 @@ impl ListQuery {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SortBy {
     #[default]

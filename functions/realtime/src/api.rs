@@ -29,22 +29,43 @@ pub fn router(service: ChatService) -> Router {
     service_router(routes, Arc::new(service))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewMessage {
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     body: String,
+    /// The client's own id: sending again with it answers the stored message (`200`).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     client_message_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only messages after this sequence number.
     #[serde(default)]
     after: u64,
+    /// At most this many, 1 to 500.
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 500, default = 100)]
     limit: usize,
 }
+
+/// What `GET /api/v1/orders/{id}/messages` answers.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct Conversation {
+    /// Oldest first.
+    items: Vec<ChatMessage>,
+    /// The conversation's last sequence number (0 without messages).
+    last_seq: u64,
+}
+
+/// The chat's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(post, list))]
+pub struct ApiDoc;
 
 fn default_limit() -> usize {
     100
@@ -64,6 +85,19 @@ async fn party(
     }
 }
 
+/// Send a message in the order's conversation, as its buyer or seller.
+#[utoipa::path(
+    post, path = "/api/v1/orders/{id}/messages", tag = "chat", operation_id = "post_message",
+    params(("id" = String, Path, description = "The order's id")),
+    request_body = NewMessage,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Sent", body = ChatMessage),
+        (status = 200, description = "Sent before with this client_message_id", body = ChatMessage),
+        (status = 403, description = "Not a party to the order (an admin)", body = ApiError),
+        (status = 404, description = "No such order, or not the caller's", body = ApiError),
+    ),
+)]
 async fn post(
     State(service): State<Arc<ChatService>>,
     caller: Caller,
@@ -93,12 +127,23 @@ async fn post(
     Ok((status, Json(stored)).into_response())
 }
 
+/// The order's conversation, to its buyer and seller.
+#[utoipa::path(
+    get, path = "/api/v1/orders/{id}/messages", tag = "chat", operation_id = "list_messages",
+    params(("id" = String, Path, description = "The order's id"), ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The messages", body = Conversation),
+        (status = 403, description = "Not a party to the order (an admin)", body = ApiError),
+        (status = 404, description = "No such order, or not the caller's", body = ApiError),
+    ),
+)]
 async fn list(
     State(service): State<Arc<ChatService>>,
     caller: Caller,
     PathParams(order): PathParams<String>,
     QueryParams(query): QueryParams<ListQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Conversation>, ApiError> {
     if !(1..=500).contains(&query.limit) {
         return Err(ApiError::invalid_field("limit", "1 to 500"));
     }
@@ -107,5 +152,5 @@ async fn list(
     let last = chat.last_seq(&order).await.map_err(ApiError::unavailable)?;
     let items =
         chat.range(&order, query.after.saturating_add(1), None, query.limit).await.map_err(ApiError::unavailable)?;
-    Ok(Json(serde_json::json!({"items": items, "last_seq": last})))
+    Ok(Json(Conversation { items, last_seq: last }))
 }

@@ -10,7 +10,7 @@ use shared::store::dynamo_error as err;
 
 pub const MAX_BODY_CHARS: usize = 2000;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatMessage {
     pub conversation_id: String,
     pub seq: u64,

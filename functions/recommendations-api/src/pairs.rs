@@ -5,7 +5,7 @@ use shared::events::OrderLine;
 use shared::Money;
 
 /// A product as a recommendation shows it (from the order lines that taught it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Recommended {
     pub product_id: String,
     pub name: String,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -34,6 +34,11 @@ pub fn router<S: ReviewStore + 'static, P: EventPublisher + 'static>(service: Re
     service_router(routes, Arc::new(service))
 }
 
+/// The reviews service's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create_review, product_reviews, moderation_queue, moderate))]
+pub struct ApiDoc;
+
 fn write_error(err: WriteError, conflict: &str) -> ApiError {
     match err {
         WriteError::Conflict => ApiError::new(ErrorCode::Conflict, conflict),
@@ -41,6 +46,18 @@ fn write_error(err: WriteError, conflict: &str) -> ApiError {
     }
 }
 
+/// Review a product, as a buyer who received it; the review waits for moderation.
+#[utoipa::path(
+    post, path = "/api/v1/products/{id}/reviews", tag = "reviews", operation_id = "create_review",
+    params(("id" = String, Path, description = "The product's id")),
+    request_body = NewReview,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Written, pending moderation", body = Review),
+        (status = 403, description = "Not a buyer, or never received this product", body = ApiError),
+        (status = 409, description = "Reviewed already", body = ApiError),
+    ),
+)]
 async fn create_review<S: ReviewStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,
@@ -91,18 +108,25 @@ async fn create_review<S: ReviewStore, P: EventPublisher>(
         }
         return Err(ApiError::unavailable(err));
     }
-    let location = format!("/api/v1/reviews/{}", review.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(review)).into_response())
+    // No Location: a review has no URL of its own (it is listed under its product once approved).
+    Ok((StatusCode::CREATED, Json(review)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// The page, from 1.
     #[serde(default = "shared::http::first_page")]
+    #[param(minimum = 1, default = 1)]
     page: u32,
+    /// Items a page, 1 to 100.
     #[serde(default = "shared::http::default_page_size")]
+    #[param(minimum = 1, maximum = 100, default = 20)]
     page_size: u32,
+    /// The moderation queue's status (`pending` by default); product reviews take none.
     #[serde(default)]
+    #[param(pattern = "^(pending|approved|rejected)$")]
     status: Option<String>,
 }
 
@@ -113,6 +137,12 @@ impl PageQuery {
 }
 
 /// A product's approved reviews, newest first; anyone may read them.
+#[utoipa::path(
+    get, path = "/api/v1/products/{id}/reviews", tag = "reviews", operation_id = "product_reviews",
+    params(("id" = String, Path, description = "The product's id"), PageQuery),
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "A page of approved reviews, newest first", body = Page<Review>)),
+)]
 async fn product_reviews<S: ReviewStore, P: EventPublisher>(
     State(service): Service<S, P>,
     PathParams(product_id): PathParams<String>,
@@ -128,6 +158,15 @@ async fn product_reviews<S: ReviewStore, P: EventPublisher>(
 }
 
 /// `GET /api/v1/reviews?status=pending`: the moderation queue, for admins.
+#[utoipa::path(
+    get, path = "/api/v1/reviews", tag = "reviews", operation_id = "moderation_queue",
+    params(PageQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of reviews in that status", body = Page<Review>),
+        (status = 403, description = "The caller is not an admin", body = ApiError),
+    ),
+)]
 async fn moderation_queue<S: ReviewStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,
@@ -145,6 +184,19 @@ async fn moderation_queue<S: ReviewStore, P: EventPublisher>(
     Ok(Json(Page::of(reviews, query.page, query.page_size)))
 }
 
+/// Approve or reject a pending review, as an admin.
+#[utoipa::path(
+    post, path = "/api/v1/reviews/{id}/moderate", tag = "reviews", operation_id = "moderate_review",
+    params(("id" = String, Path, description = "The review's id")),
+    request_body = Moderation,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Moderated", body = Review),
+        (status = 403, description = "The caller is not an admin", body = ApiError),
+        (status = 404, description = "No such review", body = ApiError),
+        (status = 409, description = "Moderated already", body = ApiError),
+    ),
+)]
 async fn moderate<S: ReviewStore, P: EventPublisher>(
     State(service): Service<S, P>,
     caller: Caller,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::error::ApiError;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Review {
     pub id: String,
     pub product_id: String,
@@ -22,7 +22,7 @@ pub struct Review {
     pub moderated_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewStatus {
     /// Written, not yet seen by a moderator; visible to nobody but its author and admins.
@@ -42,12 +42,16 @@ impl ReviewStatus {
 }
 
 /// `POST /api/v1/products/{id}/reviews`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewReview {
+    /// Stars, 1 to 5.
+    #[schema(minimum = 1, maximum = 5)]
     pub rating: u8,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub title: String,
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     pub body: String,
 }
 
@@ -67,13 +71,13 @@ impl NewReview {
 }
 
 /// `POST /api/v1/reviews/{id}/moderate`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Moderation {
     pub decision: Decision,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Approve,

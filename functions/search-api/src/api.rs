@@ -14,7 +14,7 @@ use crate::query::SearchQuery;
 use crate::store::SearchStore;
 
 /// One hit, as clients see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SearchHit {
     pub product_id: String,
     pub seller_id: String,
@@ -29,6 +29,18 @@ pub fn router<S: SearchStore + 'static>(store: S) -> Router {
     service_router(routes, Arc::new(store))
 }
 
+/// The search service's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(search))]
+pub struct ApiDoc;
+
+/// Listed products matching words, a category, a price range and stock.
+#[utoipa::path(
+    get, path = "/api/v1/search", tag = "search", operation_id = "search_products",
+    params(SearchQuery),
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "A page of hits", body = Page<SearchHit>)),
+)]
 async fn search<S: SearchStore>(
     State(store): State<Arc<S>>,
     QueryParams(query): QueryParams<SearchQuery>,

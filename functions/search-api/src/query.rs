@@ -6,35 +6,43 @@ use shared::error::ApiError;
 use search_indexer::SearchDocument;
 
 /// `GET /api/v1/search` parameters (seed 001 `PageRequest` plus the filters).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// Words that must all appear in the name or description (case-insensitive).
     #[serde(default)]
+    #[param(max_length = 200)]
     pub q: Option<String>,
     #[serde(default)]
     pub category: Option<String>,
     /// Prices in minor units, inclusive; with `currency` when the catalogue has several.
     #[serde(default)]
+    #[param(minimum = 0)]
     pub min_price: Option<i64>,
     #[serde(default)]
+    #[param(minimum = 0)]
     pub max_price: Option<i64>,
     #[serde(default)]
+    #[param(pattern = "^[A-Z]{3}$")]
     pub currency: Option<String>,
     /// Only products with units available.
     #[serde(default)]
     pub in_stock: Option<bool>,
     #[serde(default = "shared::http::first_page")]
+    #[param(minimum = 1, default = 1)]
     pub page: u32,
     #[serde(default = "shared::http::default_page_size")]
+    #[param(minimum = 1, maximum = 100, default = 20)]
     pub page_size: u32,
     #[serde(default)]
+    #[param(inline)]
     pub sort_by: SortBy,
     #[serde(default)]
     pub descending: bool,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SortBy {
     /// Products with the words in their name first, then by name.

@@ -20,17 +20,41 @@ pub fn router<S: ProfileStore + 'static>(store: S) -> Router {
     service_router(routes, Arc::new(store))
 }
 
+/// The users service's part of the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(my_profile, update_my_profile, profile_of))]
+pub struct ApiDoc;
+
 fn not_yet(user_id: &str) -> ApiError {
     // The profile is created asynchronously from `user.created`; a brand-new account may be a
     // moment ahead of it.
     ApiError::not_found("profile", user_id).with_detail("hint", "profiles are created shortly after confirmation")
 }
 
+/// The caller's profile.
+#[utoipa::path(
+    get, path = "/api/v1/users/me", tag = "users", operation_id = "my_profile",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The profile", body = Profile),
+        (status = 404, description = "Not created yet (it follows confirmation shortly)", body = ApiError),
+    ),
+)]
 async fn my_profile<S: ProfileStore>(State(store): State<Arc<S>>, caller: Caller) -> Result<Json<Profile>, ApiError> {
     let me = caller.identity()?;
     store.get(&me.user_id).await.map_err(ApiError::unavailable)?.map(Json).ok_or_else(|| not_yet(&me.user_id))
 }
 
+/// Change the caller's profile.
+#[utoipa::path(
+    put, path = "/api/v1/users/me", tag = "users", operation_id = "update_my_profile",
+    request_body = ProfileUpdate,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The changed profile", body = Profile),
+        (status = 404, description = "Not created yet", body = ApiError),
+    ),
+)]
 async fn update_my_profile<S: ProfileStore>(
     State(store): State<Arc<S>>,
     caller: Caller,
@@ -46,6 +70,17 @@ async fn update_my_profile<S: ProfileStore>(
         .ok_or_else(|| not_yet(&me.user_id))
 }
 
+/// Anyone's profile, for admins.
+#[utoipa::path(
+    get, path = "/api/v1/users/{id}", tag = "users", operation_id = "profile_of",
+    params(("id" = String, Path, description = "The user's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The profile", body = Profile),
+        (status = 403, description = "The caller is not an admin", body = ApiError),
+        (status = 404, description = "No such profile", body = ApiError),
+    ),
+)]
 async fn profile_of<S: ProfileStore>(
     State(store): State<Arc<S>>,
     caller: Caller,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use shared::error::ApiError;
 use shared::events::UserCreated;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Profile {
     pub user_id: String,
     pub email: String,
@@ -37,12 +37,16 @@ impl Profile {
 }
 
 /// The editable part of a profile (`PUT /api/v1/users/me` replaces all of it).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub display_name: String,
+    /// An https URL.
     #[serde(default)]
+    #[schema(max_length = 2048, pattern = "^https://[^/\\s]+")]
     pub avatar_url: Option<String>,
+    /// At most 32 entries; keys 1 to 50 of a-z, 0-9 and `_`, values at most 200 characters.
     #[serde(default)]
     pub preferences: BTreeMap<String, String>,
 }
