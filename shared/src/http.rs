@@ -328,6 +328,14 @@ mod tests {
     }
 
     #[test]
+    fn pages_are_bounded_as_the_description_says() {
+        assert_eq!(check_page(0, 20).unwrap_err().0, "page");
+        assert!(check_page(MAX_PAGE, 100).is_ok());
+        assert_eq!(check_page(MAX_PAGE + 1, 20).unwrap_err().0, "page");
+        assert_eq!(check_page(1, 101).unwrap_err().0, "page_size");
+    }
+
+    #[test]
     fn unknown_fields_are_named() {
         let e = err_of(r#"{"name":"x","price":{"amount":1,"currency":"JPY"},"colour":"red"}"#);
         assert_eq!(e.details["field"], "colour");
@@ -358,10 +366,17 @@ impl<T> Page<T> {
 /// Largest `page_size` of seed 001 `PageRequest`.
 pub const MAX_PAGE_SIZE: u32 = 100;
 
+/// Largest `page`: the largest 32-bit signed integer, as the API description says (`int32`),
+/// so that no client library overflows on a page number this API accepted.
+pub const MAX_PAGE: u32 = i32::MAX as u32;
+
 /// Checks a `PageRequest`'s numbers; the error is (field, reason).
 pub fn check_page(page: u32, page_size: u32) -> Result<(), (&'static str, &'static str)> {
     if page == 0 {
         return Err(("page", "pages start at 1"));
+    }
+    if page > MAX_PAGE {
+        return Err(("page", "must be at most 2147483647"));
     }
     if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
         return Err(("page_size", "must be between 1 and 100"));

@@ -174,7 +174,7 @@ pub enum ListAs {
 pub struct ListQuery {
     /// The page, from 1.
     #[serde(default = "shared::http::first_page")]
-    #[param(minimum = 1, default = 1)]
+    #[param(minimum = 1, maximum = 2_147_483_647, default = 1)]
     pub page: u32,
     /// Items a page, 1 to 100.
     #[serde(default = "shared::http::default_page_size")]

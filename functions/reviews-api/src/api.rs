@@ -118,7 +118,7 @@ async fn create_review<S: ReviewStore, P: EventPublisher>(
 struct PageQuery {
     /// The page, from 1.
     #[serde(default = "shared::http::first_page")]
-    #[param(minimum = 1, default = 1)]
+    #[param(minimum = 1, maximum = 2_147_483_647, default = 1)]
     page: u32,
     /// Items a page, 1 to 100.
     #[serde(default = "shared::http::default_page_size")]

@@ -30,7 +30,7 @@ pub struct SearchQuery {
     #[serde(default)]
     pub in_stock: Option<bool>,
     #[serde(default = "shared::http::first_page")]
-    #[param(minimum = 1, default = 1)]
+    #[param(minimum = 1, maximum = 2_147_483_647, default = 1)]
     pub page: u32,
     #[serde(default = "shared::http::default_page_size")]
     #[param(minimum = 1, maximum = 100, default = 20)]
