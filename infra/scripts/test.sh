@@ -59,4 +59,8 @@ set -e
 # One closing line for the whole run (cargo prints one per test binary, the last often "0 passed").
 awk -v emulator="$EMULATOR" '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests (EMULATOR=%s): %d passed, %d failed\n", emulator, p, f }' "$log"
+
+# The API against its own description, through the same stack (README, "Tests").
+echo "==> schemathesis (EMULATOR=$EMULATOR)"
+"$scripts/schemathesis.sh" || status=1
 exit "$status"

@@ -4,13 +4,15 @@
 #   dev         .venv              infra/requirements-dev.txt         MiniStack, cfn-lint, boto3
 #   localstack  .venv-localstack   infra/requirements-localstack.txt  LocalStack (Python 3.13)
 #   deploy      .venv-deploy       infra/requirements-deploy.txt      SAM CLI, cargo lambda
+#   schemathesis .venv-schemathesis infra/requirements-schemathesis.txt Schemathesis
 source "$(dirname "$0")/common.sh"
 which=${1:-dev}
 case "$which" in
   dev) venv="$ROOT/.venv"; python=python3 ;;
   localstack) venv="$ROOT/.venv-localstack"; python="" ;;
   deploy) venv="$ROOT/.venv-deploy"; python=python3 ;;
-  *) echo "usage: $0 dev|localstack|deploy" >&2; exit 2 ;;
+  schemathesis) venv="$ROOT/.venv-schemathesis"; python=python3 ;;
+  *) echo "usage: $0 dev|localstack|deploy|schemathesis" >&2; exit 2 ;;
 esac
 req="$ROOT/infra/requirements-$which.txt"
 stamp="$venv/.requirements.sha256"
