@@ -2,6 +2,11 @@
 their code in the local mailbox, confirm and log in; an admin is made with Cognito's admin API, as
 an operator would. A fourth user's token is for POST /auth/logout, which revokes it.
 
+So that examples reach real resources and not only 404s, the seller lists a product and the buyer
+orders it a few times; their ids, and a spare user's for the admin operations on users, go into
+schemathesis dictionaries (.devstack/schemathesis/*.dict, which schemathesis.toml binds to the
+path parameters). The callers' own user ids are kept out of them: nobody deletes the caller.
+
 Prints shell assignments: BUYER_TOKEN, SELLER_TOKEN, ADMIN_TOKEN, LOGOUT_TOKEN.
 Reads the API's address from .devstack/ready and the user pool from .devstack/stack.json; the
 Cognito endpoint from the environment that infra/scripts/common.sh loads."""
@@ -17,8 +22,11 @@ POOL = json.loads((ROOT / ".devstack" / "stack.json").read_text())["resources"][
 PASSWORD = "Schemathesis-1"
 
 
-def call(method, path, body=None):
-    request = urllib.request.Request(API + path, method=method, headers={"content-type": "application/json"},
+def call(method, path, body=None, token=None):
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(API + path, method=method, headers=headers,
                                      data=json.dumps(body).encode() if body is not None else None)
     try:
         with urllib.request.urlopen(request, timeout=30) as r:
@@ -48,7 +56,7 @@ def emailed_code(email):
 def login(email):
     status, body = call("POST", "/auth/login", {"email": email, "password": PASSWORD})
     expect(status, 200, f"login of {email}", body)
-    return body["access_token"]
+    return body["access_token"], body["user"]["user_id"]
 
 
 def signed_up(role):
@@ -58,6 +66,13 @@ def signed_up(role):
     status, body = call("POST", "/auth/confirm", {"email": email, "code": emailed_code(email)})
     expect(status, 200, f"confirmation of a {role}", body)
     return login(email)
+
+
+def dictionary(name, values):
+    """A schemathesis dictionary file (libFuzzer format: one quoted entry a line)."""
+    out = ROOT / ".devstack" / "schemathesis" / f"{name}.dict"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(f'"{v}"\n' for v in values))
 
 
 def admin():
@@ -70,7 +85,27 @@ def admin():
     return login(email)
 
 
-print(f"BUYER_TOKEN={signed_up('buyer')}")
-print(f"SELLER_TOKEN={signed_up('seller')}")
-print(f"ADMIN_TOKEN={admin()}")
-print(f"LOGOUT_TOKEN={signed_up('buyer')}")
+buyer, _ = signed_up("buyer")
+seller, _ = signed_up("seller")
+admin_token, _ = admin()
+logout, _ = signed_up("buyer")
+_, spare_user = signed_up("buyer")
+
+product = {"name": "Schemathesis teapot", "category": "kitchen",
+           "price": {"amount": 1200, "currency": "JPY"}, "stock_quantity": 100000}
+status, body = call("POST", "/api/v1/products", product, seller)
+expect(status, 201, "listing a product", body)
+products = [body["id"]]
+orders = []
+for _ in range(5):
+    status, body = call("POST", "/api/v1/orders", {"items": [{"product_id": products[0], "quantity": 1}]}, buyer)
+    expect(status, 201, "an order", body)
+    orders.append(body["id"])
+dictionary("products", products)
+dictionary("orders", orders)
+dictionary("users", [spare_user])
+
+print(f"BUYER_TOKEN={buyer}")
+print(f"SELLER_TOKEN={seller}")
+print(f"ADMIN_TOKEN={admin_token}")
+print(f"LOGOUT_TOKEN={logout}")

@@ -3,37 +3,14 @@
 //! authorizer and products binaries) so that draining the anonymous bucket cannot disturb the
 //! other tests running against the shared devstack.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use devstack::local::assemble;
-use devstack::runtime::Output;
-use devstack::template::Template;
-use integration_tests::{unique, workspace_root, Local};
-
-async fn own_gateway(local: &Local) -> String {
-    let root = workspace_root();
-    let template = Template::load(&root.join("infra/template.yaml")).unwrap();
-    let bin_dir = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"))
-        .join("debug");
-    // The template's own limits, whatever the shared devstack was started with.
-    let mut stack = local.stack.clone();
-    stack.parameters = template.parameters(&Default::default()).unwrap();
-    let api = assemble(&template, &stack, &local.aws, &bin_dir, Output::Quiet, false, &Default::default())
-        .expect("assemble the local API");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = devstack::gateway::router(api.gateway).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
+use integration_tests::{unique, Local};
 
 #[tokio::test]
 async fn the_anonymous_tier_is_throttled_within_its_window_and_recovers() {
     let local = Local::connect().await;
-    let base = own_gateway(&local).await;
+    let base = local.own_gateway(&[]).await;
     let http = reqwest::Client::new();
     let url = format!("{base}/api/v1/products/{}", unique("missing"));
 

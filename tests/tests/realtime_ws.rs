@@ -1,8 +1,9 @@
 //! The WebSocket API through devstack, with real WebSocket clients: chat messages reach every
 //! open client of both parties, in order, once; a client that reconnects with its last number
 //! gets exactly what it missed; strangers are kept out; bad frames get error frames while the
-//! connection and the others stay up; stale connections are cleaned up; notifications arrive live;
-//! idle connections are closed while heartbeats keep a connection open.
+//! connection and the others stay up; stale connections are cleaned up; a deleted user's are
+//! closed; notifications arrive live; idle connections are closed while heartbeats keep a
+//! connection open.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -242,6 +243,34 @@ async fn strangers_cannot_connect_to_read_or_write_a_conversation() {
         );
     }
     assert!(chat_until(&mut socket, 1, Duration::from_millis(800)).await.is_empty(), "nothing leaked");
+}
+
+/// Deleting a user closes their open connections from the server's side (`realtime-revoke`, from
+/// `user.deleted`), and their token opens no new one; the other party's connection stays up.
+#[tokio::test]
+async fn a_deleted_users_open_connections_are_closed() {
+    let local = Local::connect().await;
+    let admin = local.admin().await;
+    let (seller, buyer, order_id) = conversation(&local).await;
+    let mut doomed = connect(&buyer, None).await;
+    let mut other_party = connect(&seller, None).await;
+
+    let delete = format!("/auth/users/{}", buyer.user_id);
+    assert_eq!(local.call_as(Some(&admin.access_token), Method::DELETE, &delete, None).await.0, 204);
+    let closed = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match doomed.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the deleted user's connection is still open a minute after the deletion");
+    assert_eq!(try_connect(&buyer.access_token, None).await.err(), Some(401));
+
+    assert_eq!(post(&local, &seller, &order_id, "still here").await.0, 201);
+    assert_eq!(chat_until(&mut other_party, 1, Duration::from_secs(30)).await, vec![1]);
 }
 
 #[tokio::test]

@@ -2,7 +2,9 @@
 //! tokens count for nothing, and bad input gets the documented error body.
 
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
-use integration_tests::{listed, order, unique, Local};
+use std::time::{Duration, Instant};
+
+use integration_tests::{eventually, listed, order, unique, Local};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -77,6 +79,37 @@ async fn a_deleted_users_tokens_are_refused() {
     assert_eq!(local.call_as(Some(&admin.access_token), Method::DELETE, &delete, None).await.0, 204);
     let (status, err) = local.call_as(Some(&unused.access_token), Method::GET, "/api/v1/cart", None).await;
     assert_eq!((status, err["code"].as_str()), (401, Some("UNAUTHORIZED")), "{err}");
+}
+
+/// The bound on a token the gateway already knows: its cached decision is used until it lapses,
+/// `AuthorizerCacheSeconds` after the first request, and from then on the deleted user's token is
+/// refused. A gateway of the test's own with a 3-second cache shows it without waiting the
+/// default five minutes.
+#[tokio::test]
+async fn a_deleted_users_cached_token_is_refused_once_the_authorizer_cache_lapses() {
+    let local = Local::connect().await;
+    let ttl = Duration::from_secs(3);
+    let base = local.own_gateway(&[("AuthorizerCacheSeconds", "3")]).await;
+    let admin = local.admin().await;
+    let user = local.signed_up("buyer").await;
+    let cart = || async {
+        let response = local.http.get(format!("{base}/api/v1/cart")).bearer_auth(&user.access_token).send().await;
+        response.unwrap().status().as_u16()
+    };
+    let first_use = Instant::now();
+    assert_eq!(cart().await, 200);
+
+    let delete = format!("/auth/users/{}", user.user_id);
+    assert_eq!(local.call_as(Some(&admin.access_token), Method::DELETE, &delete, None).await.0, 204);
+    let status = cart().await;
+    if first_use.elapsed() < ttl {
+        assert_eq!(status, 200, "within the cache's lifetime the gateway answers from its cached decision");
+    }
+    eventually(ttl + Duration::from_secs(10), "the deleted user's cached token to be refused", || async {
+        (cart().await == 401).then_some(())
+    })
+    .await;
+    assert!(first_use.elapsed() >= ttl, "refused before the cache lapsed: then this test shows nothing about it");
 }
 
 #[tokio::test]
