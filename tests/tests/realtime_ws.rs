@@ -1,9 +1,9 @@
 //! The WebSocket API through devstack, with real WebSocket clients: chat messages reach every
 //! open client of both parties, in order, once; a client that reconnects with its last number
-//! gets exactly what it missed; strangers are kept out; bad frames get error frames while the
-//! connection and the others stay up; stale connections are cleaned up; a deleted user's are
-//! closed; notifications arrive live; idle connections are closed while heartbeats keep a
-//! connection open.
+//! gets exactly what it missed; strangers are kept out; the per-user cap holds under racing
+//! handshakes; bad frames get error frames while the connection and the others stay up; stale
+//! connections are cleaned up; a deleted user's are closed; notifications arrive live; idle
+//! connections are closed while heartbeats keep a connection open.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -243,6 +243,26 @@ async fn strangers_cannot_connect_to_read_or_write_a_conversation() {
         );
     }
     assert!(chat_until(&mut socket, 1, Duration::from_millis(800)).await.is_empty(), "nothing leaked");
+}
+
+/// The per-user cap holds when the handshakes race: of eight at once, five get a slot and the
+/// others are refused, and a slot freed by a close can be taken again.
+#[tokio::test]
+async fn the_connection_cap_holds_when_handshakes_race() {
+    let local = Local::connect().await;
+    let buyer = local.signed_up("buyer").await;
+    let attempts = futures_util::future::join_all((0..8).map(|_| try_connect(&buyer.access_token, None))).await;
+    let (mut open, refused): (Vec<_>, Vec<_>) = attempts.into_iter().partition(Result::is_ok);
+    let refused: Vec<u16> = refused.into_iter().map(|r| r.err().unwrap()).collect();
+    assert_eq!((open.len(), refused), (5, vec![429; 3]), "five slots a user");
+
+    let mut first = open.pop().unwrap().unwrap();
+    first.close(None).await.unwrap();
+    let again = eventually(Duration::from_secs(30), "a freed slot taken again", || async {
+        try_connect(&buyer.access_token, None).await.ok()
+    })
+    .await;
+    drop((again, open));
 }
 
 /// Deleting a user closes their open connections from the server's side (`realtime-revoke`, from
