@@ -8,7 +8,7 @@
 //! deliveries SQS moves it to the queue's DLQ, body intact.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::Value;
@@ -86,12 +86,13 @@ enum RecordError {
 }
 
 impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> {
-    /// Processes a batch and returns the ids of the records that must come back.
-    pub async fn run(&self, batch: SqsEvent) -> SqsBatchResponse {
+    /// Processes a batch and returns the ids of the records that must come back. `deadline` is
+    /// the invocation's: the runtime stops it then, so no claim of this invocation is held longer.
+    pub async fn run(&self, batch: SqsEvent, deadline: SystemTime) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
         for record in &batch.records {
             let message_id = record.message_id.clone().unwrap_or_default();
-            if let Err(err) = self.process(record).await {
+            if let Err(err) = self.process(record, deadline).await {
                 let receive_count =
                     record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
                 tracing::error!(message_id = %message_id, receive_count, error = %err, "record failed");
@@ -104,7 +105,7 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
         response
     }
 
-    async fn process(&self, record: &SqsMessage) -> Result<(), RecordError> {
+    async fn process(&self, record: &SqsMessage, deadline: SystemTime) -> Result<(), RecordError> {
         let event = decode_record(record)?;
         let span = tracing::info_span!(
             "event",
@@ -114,7 +115,7 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
             correlation_id = %event.metadata.correlation_id.as_deref().unwrap_or(""),
         );
         async {
-            match self.idempotency.claim(&self.name, &event).await.map_err(RecordError::Store)? {
+            match self.idempotency.claim(&self.name, &event, deadline).await.map_err(RecordError::Store)? {
                 Claim::AlreadyProcessed => {
                     tracing::info!("duplicate delivery, already processed");
                     return Ok(());
@@ -229,7 +230,11 @@ pub async fn run_sqs_consumer<H: EventHandler + 'static>(
     Box::pin(lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
         let consumer = consumer.clone();
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-        async move { Ok::<_, lambda_runtime::Error>(consumer.run(event.payload).await) }.instrument(span)
+        // The claim lasts as long as this invocation can: the function's timeout, which Lambda
+        // requires to be at most the queue's visibility timeout, so an abandoned claim has lapsed
+        // before SQS hands the message out again.
+        let deadline = event.context.deadline();
+        async move { Ok::<_, lambda_runtime::Error>(consumer.run(event.payload, deadline).await) }.instrument(span)
     })))
     .await
 }
@@ -255,6 +260,13 @@ mod tests {
             }
             self.seen.lock().unwrap().push(id);
             Ok(())
+        }
+    }
+
+    impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> {
+        /// Runs a batch as an invocation with 10 s left.
+        async fn run_now(&self, batch: SqsEvent) -> SqsBatchResponse {
+            self.run(batch, SystemTime::now() + Duration::from_secs(10)).await
         }
     }
 
@@ -302,7 +314,7 @@ mod tests {
     async fn reports_only_the_failed_records() {
         let c = consumer();
         let response = c
-            .run(batch(vec![
+            .run_now(batch(vec![
                 record("m1", &event_body("a")),
                 record("m2", "{not json"),
                 record("m3", &event_body("fail-1")),
@@ -318,8 +330,8 @@ mod tests {
     async fn a_redelivered_event_is_processed_once() {
         let c = consumer();
         let body = event_body("once");
-        let r1 = c.run(batch(vec![record("m1", &body)])).await;
-        let r2 = c.run(batch(vec![record("m2", &body), record("m3", &body)])).await;
+        let r1 = c.run_now(batch(vec![record("m1", &body)])).await;
+        let r2 = c.run_now(batch(vec![record("m2", &body), record("m3", &body)])).await;
         assert!(r1.batch_item_failures.is_empty() && r2.batch_item_failures.is_empty());
         assert_eq!(*c.handler.seen.lock().unwrap(), vec!["once"]);
         assert_eq!(c.idempotency.duplicates("test-consumer", &serde_json::from_str::<Envelope>(&body).unwrap().id), 2);
@@ -329,7 +341,7 @@ mod tests {
     async fn a_failed_event_is_released_and_processed_on_retry() {
         let c = consumer();
         let body = event_body("fail-then-ok");
-        let r1 = c.run(batch(vec![record("m1", &body)])).await;
+        let r1 = c.run_now(batch(vec![record("m1", &body)])).await;
         assert_eq!(failed_ids(&r1), vec!["m1"]);
         // The retry must not be skipped as a duplicate: the claim was released.
         let id = serde_json::from_str::<Envelope>(&body).unwrap().id;
@@ -341,7 +353,7 @@ mod tests {
         let c = consumer();
         let inner = event_body("wrapped");
         let sns = serde_json::json!({"Type": "Notification", "MessageId": "x", "Message": inner}).to_string();
-        let response = c.run(batch(vec![record("m1", &sns)])).await;
+        let response = c.run_now(batch(vec![record("m1", &sns)])).await;
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(*c.handler.seen.lock().unwrap(), vec!["wrapped"]);
     }
@@ -370,7 +382,7 @@ mod tests {
         let path = format!("{}/../events/triggers/sqs-product-created.json", env!("CARGO_MANIFEST_DIR"));
         let batch: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let c = consumer();
-        let response = c.run(batch).await;
+        let response = c.run_now(batch).await;
         assert_eq!(failed_ids(&response), vec!["9c1f4c1e-2222-4a4e-9d51-3a8f0c2b7e02"]);
         assert_eq!(c.handler.seen.lock().unwrap().len(), 1);
     }

@@ -217,3 +217,27 @@ async fn bad_input_is_a_400_naming_the_field_and_writes_nothing() {
             .await;
     assert_eq!(count, 1);
 }
+
+/// A claim lasts as long as its invocation may run: while it is held another delivery is told it
+/// is in progress, and once its deadline has passed (its holder died) the next delivery takes it
+/// over. A completed event stays processed.
+#[tokio::test]
+async fn an_abandoned_claim_is_taken_over_once_its_invocations_deadline_has_passed() {
+    use shared::consumer::{Claim, DynamoIdempotencyStore, IdempotencyStore};
+    use std::time::SystemTime;
+    let local = Local::connect().await;
+    let store = DynamoIdempotencyStore::new(local.aws.ddb.clone(), local.id("IdempotencyTable"));
+    let event: shared::events::Envelope = serde_json::from_value(envelope("product.created", json!({}))).unwrap();
+    let consumer = unique("claims");
+    let deadline = SystemTime::now() + Duration::from_secs(2);
+    let next_deadline = || SystemTime::now() + Duration::from_secs(60);
+    assert_eq!(store.claim(&consumer, &event, deadline).await.unwrap(), Claim::Claimed);
+    assert_eq!(store.claim(&consumer, &event, next_deadline()).await.unwrap(), Claim::InProgress);
+    eventually(Duration::from_secs(15), "the abandoned claim taken over", || async {
+        (store.claim(&consumer, &event, next_deadline()).await.unwrap() == Claim::Claimed).then_some(())
+    })
+    .await;
+    assert!(SystemTime::now() >= deadline, "taken over before the holder's deadline");
+    store.complete(&consumer, &event).await.unwrap();
+    assert_eq!(store.claim(&consumer, &event, next_deadline()).await.unwrap(), Claim::AlreadyProcessed);
+}

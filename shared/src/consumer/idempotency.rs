@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
@@ -29,7 +29,14 @@ pub enum Claim {
 }
 
 pub trait IdempotencyStore: Send + Sync {
-    fn claim(&self, consumer: &str, event: &Envelope) -> impl Future<Output = Result<Claim, String>> + Send;
+    /// Claims `event` for `consumer` until `held_until` (the invocation's deadline): a claim that
+    /// is still in progress after that was abandoned, and the next delivery may take it over.
+    fn claim(
+        &self,
+        consumer: &str,
+        event: &Envelope,
+        held_until: SystemTime,
+    ) -> impl Future<Output = Result<Claim, String>> + Send;
     fn complete(&self, consumer: &str, event: &Envelope) -> impl Future<Output = Result<(), String>> + Send;
     fn release(&self, consumer: &str, event: &Envelope) -> impl Future<Output = Result<(), String>> + Send;
 }
@@ -48,18 +55,11 @@ pub struct DynamoIdempotencyStore {
     table: String,
     /// How long a completed record keeps duplicates away (longer than any redelivery window).
     pub retention: Duration,
-    /// How long a claim protects an event being processed (at least the function's timeout).
-    pub claim_timeout: Duration,
 }
 
 impl DynamoIdempotencyStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoIdempotencyStore {
-            client,
-            table: table.into(),
-            retention: Duration::from_secs(7 * 24 * 3600),
-            claim_timeout: Duration::from_secs(900),
-        }
+        DynamoIdempotencyStore { client, table: table.into(), retention: Duration::from_secs(7 * 24 * 3600) }
     }
 }
 
@@ -72,9 +72,10 @@ fn n(v: i64) -> AttributeValue {
 }
 
 impl IdempotencyStore for DynamoIdempotencyStore {
-    async fn claim(&self, consumer: &str, event: &Envelope) -> Result<Claim, String> {
+    async fn claim(&self, consumer: &str, event: &Envelope, held_until: SystemTime) -> Result<Claim, String> {
         let pk = key(consumer, &event.id);
         let now = Utc::now();
+        let held_until_ms = held_until.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
         let put = self
             .client
             .put_item()
@@ -83,7 +84,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .item("status", s(STATUS_IN_PROGRESS))
             .item("event_type", s(&event.event_type))
             .item("expires_at", n(now.timestamp() + self.retention.as_secs() as i64))
-            .item("in_progress_until", n(now.timestamp_millis() + self.claim_timeout.as_millis() as i64))
+            .item("in_progress_until", n(held_until_ms))
             .item("duplicates", n(0))
             .condition_expression(
                 "attribute_not_exists(pk) OR expires_at < :now OR (#status = :in_progress AND in_progress_until < :now_ms)",
@@ -173,7 +174,8 @@ impl MemoryIdempotencyStore {
 }
 
 impl IdempotencyStore for MemoryIdempotencyStore {
-    async fn claim(&self, consumer: &str, event: &Envelope) -> Result<Claim, String> {
+    /// Claims never lapse here: the unit tests that use it run no invocation past its deadline.
+    async fn claim(&self, consumer: &str, event: &Envelope, _held_until: SystemTime) -> Result<Claim, String> {
         let mut records = self.records.lock().unwrap();
         match records.get_mut(&key(consumer, &event.id)) {
             None => {
