@@ -22,6 +22,14 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
+/// Where `make test` built the functions' binaries, for a test that serves an API of its own.
+pub fn function_binaries() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"))
+        .join("debug")
+}
+
 /// Everything a test needs to talk to the running stack.
 pub struct Local {
     pub stack: Stack,
@@ -68,10 +76,7 @@ impl Local {
     pub async fn own_gateway(&self, parameters: &[(&str, &str)]) -> String {
         use devstack::local::assemble;
         use devstack::template::Template;
-        let root = workspace_root();
-        let template = Template::load(&root.join("infra/template.yaml")).unwrap();
-        let bin_dir =
-            std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target")).join("debug");
+        let template = Template::load(&workspace_root().join("infra/template.yaml")).unwrap();
         let overrides = parameters.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut stack = self.stack.clone();
         stack.parameters = template.parameters(&overrides).unwrap();
@@ -79,7 +84,7 @@ impl Local {
             &template,
             &stack,
             &self.aws,
-            &bin_dir,
+            &function_binaries(),
             devstack::runtime::Output::Quiet,
             false,
             &Default::default(),

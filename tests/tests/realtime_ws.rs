@@ -258,11 +258,10 @@ async fn the_connection_cap_holds_when_handshakes_race() {
 
     let mut first = open.pop().unwrap().unwrap();
     first.close(None).await.unwrap();
-    let again = eventually(Duration::from_secs(30), "a freed slot taken again", || async {
+    eventually(Duration::from_secs(30), "a freed slot taken again", || async {
         try_connect(&buyer.access_token, None).await.ok()
     })
     .await;
-    drop((again, open));
 }
 
 /// Deleting a user closes their open connections from the server's side (`realtime-revoke`, from
@@ -429,10 +428,7 @@ async fn own_websocket_api(local: &Local, idle_timeout: Duration) -> (String, St
     use devstack::local::{assemble, LocalEndpoints};
     let root = workspace_root();
     let template = devstack::template::Template::load(&root.join("infra/template.yaml")).unwrap();
-    let bin_dir = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"))
-        .join("debug");
+    let bin_dir = integration_tests::function_binaries();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     // The same stage as the shared devstack's: the functions' management endpoint includes it.

@@ -89,7 +89,7 @@ async fn a_deleted_users_tokens_are_refused() {
 async fn a_deleted_users_cached_token_is_refused_once_the_authorizer_cache_lapses() {
     let local = Local::connect().await;
     let ttl = Duration::from_secs(3);
-    let base = local.own_gateway(&[("AuthorizerCacheSeconds", "3")]).await;
+    let base = local.own_gateway(&[("AuthorizerCacheSeconds", &ttl.as_secs().to_string())]).await;
     let admin = local.admin().await;
     let user = local.signed_up("buyer").await;
     let cart = || async {
