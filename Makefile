@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCRIPTS := infra/scripts
 
-.PHONY: help dev test build venv emulator emulator-reset emulator-status stop lint bench provision deploy-local
+.PHONY: help dev test build venv emulator emulator-reset emulator-status stop lint bench provision deploy-local redrive
 
 help:
 	@echo "make dev           install what is missing, start the emulator and devstack, serve the API on 127.0.0.1:3000"
@@ -12,6 +12,7 @@ help:
 	@echo "make bench         benchmarks (release build), printed as a table"
 	@echo "make deploy-local  deploy rehearsal: package every function and deploy the template through MiniStack's CloudFormation"
 	@echo "make stop          stop the background emulator/devstack started by these targets"
+	@echo "make redrive QUEUE=<dlq> [TO=<queue>]  move a dead-letter queue's messages back to their queue"
 	@echo "EMULATOR=ministack (default) or EMULATOR=localstack picks the emulator for dev, test and bench"
 
 ## dev: everything up, in the foreground; Ctrl-C stops devstack (the emulator keeps running).
@@ -39,6 +40,13 @@ emulator-status:
 
 provision: venv build emulator
 	@$(SCRIPTS)/stack-env.sh target/debug/devstack provision
+
+## redrive: a DLQ's messages back into the queue whose redrive policy names it (README, "Delivery
+## guarantees"). Against the emulator of .devstack/aws.env; on AWS (no endpoint variables) through
+## SQS's StartMessageMoveTask.
+redrive: build
+	@test -n "$(QUEUE)" || { echo "usage: make redrive QUEUE=<dlq name or URL> [TO=<queue>]"; exit 2; }
+	@$(SCRIPTS)/stack-env.sh target/debug/devstack redrive --queue "$(QUEUE)" $(if $(TO),--to "$(TO)")
 
 stop:
 	@$(SCRIPTS)/devstack.sh stop

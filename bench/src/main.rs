@@ -77,6 +77,8 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+use integration_tests::faults::{self, FaultStack};
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = args()?;
@@ -409,6 +411,35 @@ async fn main() -> Result<()> {
         steady = level;
     }
     println!("| WebSocket connections held with every message at every one within 1 s | {steady} | | |");
+
+    // ---- faults: orders placed while one part of the event path fails (the scenarios of
+    // tests/tests/faults.rs, on a stack of their own), counted from their effects.
+    let shared = integration_tests::Local { stack: stack.clone(), aws: clients.clone(), api: args.api.clone(), http };
+    let fault_stack = FaultStack::start(&shared, &root.join("target/release")).await;
+    let mut outcomes = Vec::new();
+    outcomes.push(faults::relay_down(&fault_stack).await);
+    outcomes.push(faults::killed_after_write(&fault_stack).await);
+    outcomes.push(faults::deliveries_failing(&fault_stack).await);
+    outcomes.push(faults::sns_unreachable(&fault_stack).await);
+    for o in &outcomes {
+        println!(
+            "| {} : {} orders, {} placed during the fault | lost {} | duplicated {} | recovered and settled in {:.1} s{} |",
+            o.fault,
+            o.orders,
+            o.during_fault,
+            o.lost,
+            o.duplicated,
+            o.took.as_secs_f64(),
+            if o.clean() { "" } else { " (NOT CLEAN: stock drift or dead letters)" }
+        );
+    }
+    let total: usize = outcomes.iter().map(|o| o.orders).sum();
+    let lost: usize = outcomes.iter().map(|o| o.lost).sum();
+    let duplicated: usize = outcomes.iter().map(|o| o.duplicated).sum();
+    println!(
+        "| events lost under faults: {lost} of {total} | duplicated effects: {duplicated} | {} faults | |",
+        outcomes.len()
+    );
     Ok(())
 }
 

@@ -161,6 +161,8 @@ class Deployed:
         self.apigw = boto3.client("apigateway")
         self.apigwv2 = boto3.client("apigatewayv2")
         self.events = boto3.client("events")
+        self.cloudwatch = boto3.client("cloudwatch")
+        self.dynamodb = boto3.client("dynamodb")
         self.region = self.cfn.meta.region_name
         stack = self.cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
         self.parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
@@ -193,6 +195,8 @@ class Deployed:
             return self.lambda_.get_function_configuration(FunctionName=physical)["FunctionArn"]
         if kind == "AWS::DynamoDB::Table" and attribute == "Arn":
             return f"arn:aws:dynamodb:{self.region}:{self.account}:table/{physical}"
+        if kind == "AWS::DynamoDB::Table" and attribute == "StreamArn":
+            return self.dynamodb.describe_table(TableName=physical)["Table"]["LatestStreamArn"]
         raise KeyError(f"Fn::GetAtt {logical_id}.{attribute} ({kind}) is not known to the rehearsal")
 
     def resolve(self, value, template):
@@ -282,6 +286,24 @@ def verify(stack_name, quiet=False):
                                 m.get("FunctionResponseTypes", []))
                     diff.expect(f"{what} state", "Enabled" if p.get("Enabled", True) else "Disabled",
                                 m.get("State"))
+            elif event["Type"] == "DynamoDB":
+                stream_arn = stack.resolve(p["Stream"], template)
+                m = by_source.get(stream_arn)
+                diff.expect(f"{what}: an event source mapping from {stream_arn}", True, m is not None)
+                if m:
+                    for key, default in [("StartingPosition", None), ("BatchSize", 100),
+                                         ("BisectBatchOnFunctionError", False), ("MaximumRetryAttempts", -1),
+                                         ("MaximumRecordAgeInSeconds", -1), ("FunctionResponseTypes", [])]:
+                        wanted = stack.resolve(p.get(key, default), template)
+                        if isinstance(wanted, str) and wanted.lstrip("-").isdigit():
+                            wanted = int(wanted)  # a parameter's value
+                        diff.expect(f"{what} {key}", wanted, m.get(key, default))
+                    on_failure = (p.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
+                    diff.expect(f"{what} on-failure destination", stack.resolve(on_failure, template),
+                                m.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"))
+                    patterns = [as_json(f["Pattern"]) for f in (p.get("FilterCriteria") or {}).get("Filters", [])]
+                    diff.expect(f"{what} filter patterns", patterns,
+                                [as_json(f["Pattern"]) for f in m.get("FilterCriteria", {}).get("Filters", [])])
             elif event["Type"] == "Api":
                 method, path = p["Method"].upper(), p["Path"]
                 found = routes.get((path, method))
@@ -345,6 +367,20 @@ def verify(stack_name, quiet=False):
                         actual.get("deadLetterTargetArn"))
             diff.expect(f"{logical_id} maxReceiveCount", int(wanted.get("maxReceiveCount")),
                         int(actual.get("maxReceiveCount", 0)))
+        elif resource["Type"] == "AWS::CloudWatch::Alarm":
+            name = stack.resolve(props["AlarmName"], template)
+            alarms = stack.cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+            diff.expect(f"{logical_id}: the alarm {name}", 1, len(alarms))
+            if alarms:
+                alarm = alarms[0]
+                for key in ["Namespace", "MetricName", "Statistic", "Period", "EvaluationPeriods",
+                            "ComparisonOperator"]:
+                    diff.expect(f"{logical_id} {key}", stack.resolve(props[key], template), alarm.get(key))
+                diff.expect(f"{logical_id} Threshold", float(props["Threshold"]), float(alarm.get("Threshold", -1)))
+                diff.expect(f"{logical_id} dimensions", stack.resolve(props["Dimensions"], template),
+                            alarm.get("Dimensions"))
+                diff.expect(f"{logical_id} alarm actions", stack.resolve(props["AlarmActions"], template),
+                            alarm.get("AlarmActions"))
         elif resource["Type"] == "AWS::ApiGatewayV2::Route":
             api = stack.physical[props["ApiId"]["Ref"]]
             keys = {r["RouteKey"] for r in stack.apigwv2.get_routes(ApiId=api)["Items"]}
@@ -360,7 +396,8 @@ def verify(stack_name, quiet=False):
     for r in stack.resources:
         counts[r["ResourceStatus"]] = counts.get(r["ResourceStatus"], 0) + 1
     print(f"deploy-local: {', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}; the functions, "
-          f"event source mappings, schedules, subscriptions, filter policies and routes are as the template says")
+          f"event source mappings, schedules, subscriptions, filter and redrive policies, alarms and routes are as "
+          f"the template says")
 
 
 def list_subscriptions(sns, topic):

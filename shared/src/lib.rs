@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod money;
+pub mod outbox;
 pub mod push;
 pub mod resilience;
 pub mod services;

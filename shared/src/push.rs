@@ -2,8 +2,13 @@
 //! messages, notifications) and the realtime push consumer, which delivers it to WebSocket
 //! connections. A FIFO queue: jobs of one group (a conversation, an inbox) run in order.
 
+use std::future::Future;
+
+use backon::{ExponentialBuilder, Retryable};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::resilience::RetryPolicy;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -36,6 +41,37 @@ impl PushJob {
     }
 }
 
+/// Where push jobs are sent: the push queue, or a fake in unit tests.
+pub trait PushJobs: Send + Sync {
+    /// One attempt at sending `job`.
+    fn send(&self, job: &PushJob) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// How hard a push job is pushed before its sender is told: four attempts within about a second.
+pub const ENQUEUE_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 4,
+    initial_delay: std::time::Duration::from_millis(50),
+    max_delay: std::time::Duration::from_millis(500),
+    multiplier: 2.0,
+};
+
+/// Sends `job`, retrying with backoff; the error is the last attempt's. The queue's
+/// deduplication ids make a retry of a send that did arrive harmless.
+pub async fn enqueue_with_retries(queue: &impl PushJobs, job: &PushJob, policy: RetryPolicy) -> Result<(), String> {
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(policy.initial_delay)
+        .with_max_delay(policy.max_delay)
+        .with_factor(policy.multiplier)
+        .with_max_times(policy.max_attempts.saturating_sub(1))
+        .with_jitter();
+    (|| queue.send(job))
+        .retry(backoff)
+        .notify(
+            |e, wait| tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "push job not queued; retrying"),
+        )
+        .await
+}
+
 /// Puts jobs on the push queue (`PUSH_QUEUE_URL`).
 #[derive(Debug, Clone)]
 pub struct PushQueue {
@@ -48,7 +84,14 @@ impl PushQueue {
         Ok(PushQueue { client: aws_sdk_sqs::Client::new(config), url: crate::config::required_env("PUSH_QUEUE_URL")? })
     }
 
+    /// Queues `job`, with [`ENQUEUE_RETRY`]'s retries.
     pub async fn enqueue(&self, job: &PushJob) -> Result<(), String> {
+        enqueue_with_retries(self, job, ENQUEUE_RETRY).await
+    }
+}
+
+impl PushJobs for PushQueue {
+    async fn send(&self, job: &PushJob) -> Result<(), String> {
         // Group ids allow 128 characters of [A-Za-z0-9!-~]; inboxes and order ids fit.
         let group: String = job.group().chars().filter(|c| c.is_ascii_graphic()).take(128).collect();
         let dedup: String = job.deduplication_id().chars().filter(|c| c.is_ascii_graphic()).take(128).collect();
@@ -68,6 +111,36 @@ impl PushQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Fails its first `failures` sends.
+    struct Flaky {
+        failures: usize,
+        attempts: AtomicUsize,
+    }
+
+    impl PushJobs for Flaky {
+        async fn send(&self, _: &PushJob) -> Result<(), String> {
+            let attempt = self.attempts.fetch_add(1, Ordering::SeqCst);
+            if attempt < self.failures {
+                Err(format!("attempt {attempt} refused"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_enqueue_is_retried_and_its_last_failure_reported() {
+        let job = PushJob::Resume { conversation_id: "o".into(), connection_id: "c".into(), after: 0 };
+        let quick = RetryPolicy { initial_delay: std::time::Duration::from_millis(1), ..ENQUEUE_RETRY };
+        let recovers = Flaky { failures: 3, attempts: AtomicUsize::new(0) };
+        assert_eq!(enqueue_with_retries(&recovers, &job, quick).await, Ok(()));
+        assert_eq!(recovers.attempts.load(Ordering::SeqCst), 4);
+        let down = Flaky { failures: usize::MAX, attempts: AtomicUsize::new(0) };
+        assert_eq!(enqueue_with_retries(&down, &job, quick).await, Err("attempt 3 refused".to_string()));
+        assert_eq!(down.attempts.load(Ordering::SeqCst), 4, "four attempts, then the sender is told");
+    }
 
     #[test]
     fn jobs_of_a_conversation_share_a_group() {

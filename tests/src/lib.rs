@@ -16,6 +16,7 @@ pub use devstack::stack::Stack;
 use devstack::Clients;
 use serde_json::Value;
 
+pub mod faults;
 pub mod tokens;
 
 pub fn workspace_root() -> PathBuf {

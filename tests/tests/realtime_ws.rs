@@ -245,6 +245,43 @@ async fn strangers_cannot_connect_to_read_or_write_a_conversation() {
     assert!(chat_until(&mut socket, 1, Duration::from_millis(800)).await.is_empty(), "nothing leaked");
 }
 
+/// A chat message whose delivery cannot be queued is never dropped silently: the enqueue is
+/// retried, and the sender then gets an error frame naming the stored message, which sending it
+/// again (same `client_message_id`) delivers once the queue is back.
+#[tokio::test]
+async fn a_message_whose_delivery_cannot_be_queued_gets_an_error_frame() {
+    let local = Local::connect().await;
+    let (seller, buyer, order_id) = conversation(&local).await;
+    let real = local.id("RealtimePushQueue");
+    let missing =
+        real.replace(real.rsplit('/').next().unwrap(), &format!("{}.fifo", integration_tests::unique("gone")));
+    let (url, _) = own_websocket_api(&local, Duration::from_secs(600), Some(missing)).await;
+    let (mut broken, _) =
+        tokio_tungstenite::connect_async(format!("{url}?token={}", buyer.access_token)).await.expect("connect");
+    let message =
+        json!({"action": "send", "conversation_id": order_id, "body": "anyone there?", "client_message_id": "m-1"});
+    send(&mut broken, message.clone()).await;
+    let refused = answer(&mut broken, Duration::from_secs(30)).await.expect("an answer");
+    assert_eq!(
+        (refused["type"].as_str(), refused["code"].as_str()),
+        (Some("error"), Some("not_delivered")),
+        "{refused}"
+    );
+    assert_eq!(refused["client_message_id"], "m-1");
+    let seq = refused["seq"].as_u64().expect("the stored message's number");
+
+    // Sent again through a working API, the same message is delivered, not stored twice.
+    let mut listening = connect(&seller, None).await;
+    let mut working = connect(&buyer, None).await;
+    send(&mut working, message).await;
+    let sent = answer(&mut working, Duration::from_secs(30)).await.expect("an answer");
+    assert_eq!((sent["type"].as_str(), sent["seq"].as_u64()), (Some("sent"), Some(seq)), "{sent}");
+    assert_eq!(chat_until(&mut listening, seq, Duration::from_secs(30)).await.last(), Some(&seq));
+    let path = format!("/api/v1/orders/{order_id}/messages");
+    let (_, listed) = local.call_as(Some(&buyer.access_token), Method::GET, &path, None).await;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "{listed}");
+}
+
 /// The per-user cap holds when the handshakes race: of eight at once, five get a slot and the
 /// others are refused, and a slot freed by a close can be taken again.
 #[tokio::test]
@@ -424,7 +461,9 @@ async fn notifications_arrive_live_over_the_websocket() {
 /// The table is its own too. Connections are kept per API: the shared devstack's push jobs
 /// (the welcome notification of the user signed up here, say) would find these connections in a
 /// shared table, get 410 Gone from the shared API's `@connections`, and rightly remove them.
-async fn own_websocket_api(local: &Local, idle_timeout: Duration) -> (String, String) {
+/// A WebSocket API of the test's own, with a connections table of its own; its functions send
+/// push jobs to `push_queue` instead of the stack's push queue, when given.
+async fn own_websocket_api(local: &Local, idle_timeout: Duration, push_queue: Option<String>) -> (String, String) {
     use devstack::local::{assemble, LocalEndpoints};
     let root = workspace_root();
     let template = devstack::template::Template::load(&root.join("infra/template.yaml")).unwrap();
@@ -439,6 +478,7 @@ async fn own_websocket_api(local: &Local, idle_timeout: Duration) -> (String, St
         lambda: Some(lambda.trim().to_string()),
         websocket_management: Some(format!("http://{addr}/{stage}")),
         websocket_idle_timeout: Some(idle_timeout),
+        sns: None,
     };
     let connections = template.resources().into_iter().find(|r| r.logical_id == "ConnectionsTable").unwrap();
     let only_connections =
@@ -455,6 +495,9 @@ async fn own_websocket_api(local: &Local, idle_timeout: Duration) -> (String, St
     let mut stack = local.stack.clone();
     let table = own.physical_id("ConnectionsTable").unwrap().to_string();
     stack.resources.insert("ConnectionsTable".into(), own.resources["ConnectionsTable"].clone());
+    if let Some(url) = push_queue {
+        stack.resources.get_mut("RealtimePushQueue").unwrap().physical_id = url;
+    }
     let api = assemble(&template, &stack, &local.aws, &bin_dir, devstack::runtime::Output::Quiet, false, &endpoints)
         .expect("assemble the local APIs");
     let ws = api.websocket.expect("the template has a WebSocket API");
@@ -468,7 +511,7 @@ async fn own_websocket_api(local: &Local, idle_timeout: Duration) -> (String, St
 async fn idle_connections_are_closed_and_heartbeats_keep_them_open() {
     let local = Local::connect().await;
     let idle = Duration::from_secs(4);
-    let (url, table) = own_websocket_api(&local, idle).await;
+    let (url, table) = own_websocket_api(&local, idle, None).await;
     let buyer = local.signed_up("buyer").await;
     let open = |url: String, token: String| async move {
         tokio_tungstenite::connect_async(format!("{url}?token={token}")).await.expect("connect").0

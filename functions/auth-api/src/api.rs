@@ -12,9 +12,10 @@ use lambda_http::request::RequestContext;
 use serde::{Deserialize, Serialize};
 use shared::auth::{permissions_for, Caller, Role};
 use shared::error::{ApiError, ErrorCode};
-use shared::events::{Envelope, EventPublisher, UserCreated, UserDeleted, UserDisabled, UserLogin};
+use shared::events::{Envelope, UserCreated, UserDeleted, UserDisabled, UserLogin};
 use shared::http::PathParams;
 use shared::http::{service_router, JsonBody};
+use shared::outbox::Outbox;
 
 use crate::cognito::{claims_of, Cognito, Tokens};
 use crate::identities::{IdentityRecord, IdentityStore, RecordError};
@@ -24,12 +25,14 @@ pub const SOURCE: &str = "auth-api";
 pub struct AuthService<I, P> {
     pub cognito: Cognito,
     pub identities: I,
-    pub publisher: P,
+    /// Where the service's events go (the users outbox): its state lives in Cognito, so each
+    /// event is written on its own, after the change it announces.
+    pub outbox: P,
 }
 
 type Service<I, P> = State<Arc<AuthService<I, P>>>;
 
-pub fn router<I: IdentityStore + 'static, P: EventPublisher + 'static>(service: AuthService<I, P>) -> Router {
+pub fn router<I: IdentityStore + 'static, P: Outbox + 'static>(service: AuthService<I, P>) -> Router {
     let routes = Router::new()
         .route("/auth/signup", post(sign_up::<I, P>))
         .route("/auth/confirm", post(confirm::<I, P>))
@@ -159,7 +162,7 @@ pub fn validate_email(email: &str) -> Result<(), ApiError> {
         (status = 409, description = "This account exists already", body = ApiError),
     ),
 )]
-async fn sign_up<I: IdentityStore, P: EventPublisher>(
+async fn sign_up<I: IdentityStore, P: Outbox>(
     State(service): Service<I, P>,
     JsonBody(input): JsonBody<SignUpRequest>,
 ) -> Result<Response, ApiError> {
@@ -222,7 +225,7 @@ async fn sign_up<I: IdentityStore, P: EventPublisher>(
         (status = 404, description = "No such account", body = ApiError),
     ),
 )]
-async fn confirm<I: IdentityStore, P: EventPublisher>(
+async fn confirm<I: IdentityStore, P: Outbox>(
     State(service): Service<I, P>,
     JsonBody(input): JsonBody<ConfirmRequest>,
 ) -> Result<Json<UserView>, ApiError> {
@@ -248,7 +251,7 @@ async fn confirm<I: IdentityStore, P: EventPublisher>(
             display_name: user.display_name.clone(),
         },
     );
-    service.publisher.publish(&event.into_untyped()).await.map_err(ApiError::unavailable)?;
+    service.outbox.append(&[event.into_untyped()]).await.map_err(ApiError::unavailable)?;
     Ok(Json(UserView { user_id: user.user_id, email: user.email, roles: user.groups, seller_id }))
 }
 
@@ -278,7 +281,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SourceIp {
         (status = 401, description = "Wrong email or password, unconfirmed, disabled or deleted", body = ApiError),
     ),
 )]
-async fn login<I: IdentityStore, P: EventPublisher>(
+async fn login<I: IdentityStore, P: Outbox>(
     State(service): Service<I, P>,
     SourceIp(source_ip): SourceIp,
     JsonBody(input): JsonBody<LoginRequest>,
@@ -312,8 +315,8 @@ async fn login<I: IdentityStore, P: EventPublisher>(
     let event =
         Envelope::new(SOURCE, UserLogin { user_id: user.user_id.clone(), email: user.email.clone(), source_ip });
     // Analytics must not stop anyone from logging in: a lost login event is logged, not fatal.
-    if let Err(err) = service.publisher.publish(&event.into_untyped()).await {
-        tracing::warn!(error = %err, "user.login not published");
+    if let Err(err) = service.outbox.append(&[event.into_untyped()]).await {
+        tracing::warn!(error = %err, "user.login not written to the outbox");
     }
     Ok(Json(Session { tokens, user }))
 }
@@ -329,7 +332,7 @@ async fn login<I: IdentityStore, P: EventPublisher>(
         (status = 401, description = "The refresh token is invalid, expired or signed out", body = ApiError),
     ),
 )]
-async fn refresh<I: IdentityStore, P: EventPublisher>(
+async fn refresh<I: IdentityStore, P: Outbox>(
     State(service): Service<I, P>,
     JsonBody(input): JsonBody<RefreshRequest>,
 ) -> Result<Json<Tokens>, ApiError> {
@@ -355,7 +358,7 @@ fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
     security(("bearer" = [])),
     responses((status = 204, description = "Logged out")),
 )]
-async fn logout<I: IdentityStore, P: EventPublisher>(
+async fn logout<I: IdentityStore, P: Outbox>(
     State(service): Service<I, P>,
     caller: Caller,
     headers: HeaderMap,
@@ -383,7 +386,7 @@ async fn logout<I: IdentityStore, P: EventPublisher>(
     security(("bearer" = [])),
     responses((status = 200, description = "The caller", body = Me)),
 )]
-async fn me<I: IdentityStore, P: EventPublisher>(
+async fn me<I: IdentityStore, P: Outbox>(
     State(service): Service<I, P>,
     caller: Caller,
     headers: HeaderMap,
@@ -412,7 +415,7 @@ async fn me<I: IdentityStore, P: EventPublisher>(
         (status = 404, description = "No such user", body = ApiError),
     ),
 )]
-async fn delete_user<I: IdentityStore, P: EventPublisher>(
+async fn delete_user<I: IdentityStore, P: Outbox>(
     State(service): Service<I, P>,
     caller: Caller,
     PathParams(user_id): PathParams<String>,
@@ -430,7 +433,7 @@ async fn delete_user<I: IdentityStore, P: EventPublisher>(
     }
     let event =
         Envelope::with_stable_id(SOURCE, &user_id, UserDeleted { user_id: user_id.clone(), deleted_by: admin.user_id });
-    service.publisher.publish(&event.into_untyped()).await.map_err(ApiError::unavailable)?;
+    service.outbox.append(&[event.into_untyped()]).await.map_err(ApiError::unavailable)?;
     // Last, so that a failure above leaves the record for a retry to find. From here on the
     // authorizer refuses the user's tokens (after its cache), and realtime closes their sockets.
     service.identities.mark_deleted(&user_id).await.map_err(ApiError::unavailable)?;
@@ -450,7 +453,7 @@ async fn delete_user<I: IdentityStore, P: EventPublisher>(
         (status = 404, description = "No such user", body = ApiError),
     ),
 )]
-async fn disable_user<I: IdentityStore, P: EventPublisher>(
+async fn disable_user<I: IdentityStore, P: Outbox>(
     State(service): Service<I, P>,
     caller: Caller,
     PathParams(user_id): PathParams<String>,
@@ -461,7 +464,7 @@ async fn disable_user<I: IdentityStore, P: EventPublisher>(
     service.cognito.set_enabled(&record.email, false).await?;
     service.identities.set_disabled(&user_id, true).await.map_err(record_error)?;
     let event = Envelope::new(SOURCE, UserDisabled { user_id: user_id.clone(), disabled_by: admin.user_id });
-    service.publisher.publish(&event.into_untyped()).await.map_err(ApiError::unavailable)?;
+    service.outbox.append(&[event.into_untyped()]).await.map_err(ApiError::unavailable)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -477,7 +480,7 @@ async fn disable_user<I: IdentityStore, P: EventPublisher>(
         (status = 404, description = "No such user", body = ApiError),
     ),
 )]
-async fn enable_user<I: IdentityStore, P: EventPublisher>(
+async fn enable_user<I: IdentityStore, P: Outbox>(
     State(service): Service<I, P>,
     caller: Caller,
     PathParams(user_id): PathParams<String>,

@@ -4,7 +4,7 @@ use auth_api::cognito::Cognito;
 use auth_api::identities::DynamoIdentityStore;
 use auth_api::{router, AuthService};
 use shared::config::{aws_sdk_config, required_env};
-use shared::events::{SnsPublisher, Topic};
+use shared::outbox::DynamoOutbox;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -17,7 +17,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             required_env("USER_POOL_CLIENT_ID")?,
         ),
         identities: DynamoIdentityStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("IDENTITIES_TABLE")?),
-        publisher: SnsPublisher::from_env(aws_sdk_sns::Client::new(&config), &[Topic::UserEvents])?,
+        outbox: DynamoOutbox::from_env(aws_sdk_dynamodb::Client::new(&config))?,
     };
     lambda_http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
 }

@@ -5,17 +5,19 @@
 //! `product.updated`, so search shows it in stock again.
 //!
 //! Event ids are stable per (product, version): a redelivered order event announces nothing twice.
+//! The announcements go into the products service's outbox, as every event does.
 
 use products_api::domain::{Product, ProductStatus};
 use products_api::store::ProductStore;
 use shared::consumer::{EventHandler, HandlerError};
-use shared::events::{Envelope, EventPublisher, OrderLine, ProductOutOfStock};
+use shared::events::{Envelope, OrderLine, ProductOutOfStock};
+use shared::outbox::Outbox;
 
 pub const SOURCE: &str = "inventory-consumer";
 
-pub struct StockWatcher<S, P> {
+pub struct StockWatcher<S, O> {
     pub products: S,
-    pub publisher: P,
+    pub outbox: O,
 }
 
 /// What a product's stock after an order event means for the catalogue.
@@ -39,7 +41,7 @@ pub fn announcement(product: &Product, line: &OrderLine, released: bool) -> Opti
     None
 }
 
-impl<S: ProductStore, P: EventPublisher> EventHandler for StockWatcher<S, P> {
+impl<S: ProductStore, O: Outbox> EventHandler for StockWatcher<S, O> {
     async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
         let lines: Vec<OrderLine> = match event.data.get("lines") {
             Some(lines) => serde_json::from_value(lines.clone()).map_err(HandlerError::new)?,
@@ -58,7 +60,7 @@ impl<S: ProductStore, P: EventPublisher> EventHandler for StockWatcher<S, P> {
                 continue;
             };
             if let Some(announcement) = announcement(&product, line, released) {
-                self.publisher.publish(&announcement).await.map_err(HandlerError::new)?;
+                self.outbox.append(&[announcement]).await.map_err(HandlerError::new)?;
             }
         }
         Ok(())

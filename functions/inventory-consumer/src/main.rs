@@ -4,15 +4,16 @@
 use inventory_consumer::StockWatcher;
 use products_api::store::DynamoProductStore;
 use shared::config::{aws_sdk_config, required_env};
-use shared::events::{SnsPublisher, Topic};
+use shared::outbox::DynamoOutbox;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init_logging();
     let config = aws_sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let watcher = StockWatcher {
-        products: DynamoProductStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("PRODUCTS_TABLE")?),
-        publisher: SnsPublisher::from_env(aws_sdk_sns::Client::new(&config), &[Topic::ProductEvents])?,
+        products: DynamoProductStore::new(dynamodb.clone(), required_env("PRODUCTS_TABLE")?),
+        outbox: DynamoOutbox::from_env(dynamodb)?,
     };
     shared::consumer::run_sqs_consumer(&config, "inventory-consumer", watcher).await
 }

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use shared::auth::Identity;
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
-use shared::events::{Envelope, EventPublisher, OrderCreated};
+use shared::events::{Envelope, OrderCreated};
 use shared::http::{service_router, JsonBody, Page, QueryParams};
 use shared::http::{OptionalJsonBody, PathParams};
 use shared::resilience::CallError;
@@ -23,19 +23,18 @@ use crate::store::{IdempotencyRecord, OrderStore, OrdersOf, Party, PlaceError};
 pub use crate::lifecycle::SOURCE;
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-pub struct OrdersService<S, P> {
+pub struct OrdersService<S> {
     pub products: ProductsClient,
     pub store: S,
-    pub publisher: P,
 }
 
-type Service<S, P> = State<Arc<OrdersService<S, P>>>;
+type Service<S> = State<Arc<OrdersService<S>>>;
 
-pub fn router<S: OrderStore + 'static, P: EventPublisher + 'static>(service: OrdersService<S, P>) -> Router {
+pub fn router<S: OrderStore + 'static>(service: OrdersService<S>) -> Router {
     let routes = Router::new()
-        .route("/api/v1/orders", post(place_order::<S, P>).get(list_orders::<S, P>))
-        .route("/api/v1/orders/{id}", get(get_order::<S, P>))
-        .route("/api/v1/orders/{id}/{action}", post(change_order::<S, P>));
+        .route("/api/v1/orders", post(place_order::<S>).get(list_orders::<S>))
+        .route("/api/v1/orders/{id}", get(get_order::<S>))
+        .route("/api/v1/orders/{id}/{action}", post(change_order::<S>));
     service_router(routes, Arc::new(service))
 }
 
@@ -82,8 +81,8 @@ fn replay(record: &IdempotencyRecord, fingerprint: &str) -> Result<Response, Api
         (status = 409, description = "Not enough stock, a price changed, or the key was used for another request", body = ApiError),
     ),
 )]
-async fn place_order<S: OrderStore, P: EventPublisher>(
-    State(service): Service<S, P>,
+async fn place_order<S: OrderStore>(
+    State(service): Service<S>,
     caller: Caller,
     headers: HeaderMap,
     JsonBody(request): JsonBody<PlaceOrder>,
@@ -115,7 +114,18 @@ async fn place_order<S: OrderStore, P: EventPublisher>(
     let body = serde_json::to_string(&order).map_err(ApiError::internal)?;
     let record = IdempotencyRecord { fingerprint: fingerprint.clone(), order_id: order.id.clone(), status: 201, body };
 
-    match service.store.place(&order, key.as_deref().map(|k| (k, &record))).await {
+    // The order, its stock and its `order.created` commit together: no order goes unannounced.
+    let event = Envelope::new(
+        SOURCE,
+        OrderCreated {
+            order_id: order.id.clone(),
+            buyer_id: order.buyer_id.clone(),
+            lines: order.lines.clone(),
+            total: order.total.clone(),
+        },
+    )
+    .into_untyped();
+    match service.store.place(&order, key.as_deref().map(|k| (k, &record)), &[event]).await {
         Ok(()) => {}
         Err(PlaceError::InsufficientStock(product_id)) => {
             return Err(ApiError::new(ErrorCode::Conflict, "not enough stock left")
@@ -137,22 +147,6 @@ async fn place_order<S: OrderStore, P: EventPublisher>(
         Err(PlaceError::Unavailable(cause)) => return Err(ApiError::unavailable(cause)),
     }
 
-    let event = Envelope::new(
-        SOURCE,
-        OrderCreated {
-            order_id: order.id.clone(),
-            buyer_id: order.buyer_id.clone(),
-            lines: order.lines.clone(),
-            total: order.total.clone(),
-        },
-    );
-    if let Err(err) = service.publisher.publish(&event.into_untyped()).await {
-        // No order that the rest of the system was not told about: undo it, stock included.
-        if let Err(undo) = service.store.unplace(&order, key.as_deref()).await {
-            tracing::error!(order_id = %order.id, error = %undo, "could not undo an order whose event was not published");
-        }
-        return Err(ApiError::unavailable(err));
-    }
     tracing::info!(order_id = %order.id, total = order.total.amount, "order placed");
     let location = format!("/api/v1/orders/{}", order.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(order)).into_response())
@@ -200,8 +194,8 @@ pub struct ListQuery {
         (status = 403, description = "`as=seller` from a caller who is not a seller", body = ApiError),
     ),
 )]
-async fn list_orders<S: OrderStore, P: EventPublisher>(
-    State(service): Service<S, P>,
+async fn list_orders<S: OrderStore>(
+    State(service): Service<S>,
     caller: Caller,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<Page<Order>>, ApiError> {
@@ -239,8 +233,8 @@ async fn list_orders<S: OrderStore, P: EventPublisher>(
         (status = 404, description = "No such order, or not the caller's", body = ApiError),
     ),
 )]
-async fn get_order<S: OrderStore, P: EventPublisher>(
-    State(service): Service<S, P>,
+async fn get_order<S: OrderStore>(
+    State(service): Service<S>,
     caller: Caller,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Order>, ApiError> {
@@ -295,8 +289,8 @@ struct ActionBody {
         (status = 409, description = "The action does not apply in the order's status", body = ApiError),
     ),
 )]
-async fn change_order<S: OrderStore, P: EventPublisher>(
-    State(service): Service<S, P>,
+async fn change_order<S: OrderStore>(
+    State(service): Service<S>,
     caller: Caller,
     PathParams((id, action)): PathParams<(String, String)>,
     OptionalJsonBody(body): OptionalJsonBody<ActionBody>,
@@ -316,6 +310,6 @@ async fn change_order<S: OrderStore, P: EventPublisher>(
         return Err(ApiError::new(ErrorCode::Forbidden, format!("you may not {} this order", action.as_str())));
     }
     let after = action.apply(&order, body.reason, chrono::Utc::now())?;
-    change_status(&service.store, &service.publisher, &order, &after, action).await?;
+    change_status(&service.store, &order, &after, action).await?;
     Ok(Json(after))
 }

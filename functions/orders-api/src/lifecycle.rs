@@ -3,8 +3,8 @@
 
 use shared::error::{ApiError, ErrorCode};
 use shared::events::{
-    Envelope, EventPublisher, OrderCancelled, OrderDelivered, OrderPaid, OrderPaymentReminder, OrderReturn,
-    OrderReturnApproved, OrderReturnRejected, OrderReturnRequested, OrderShipped, OrderStatusChange,
+    Envelope, OrderCancelled, OrderDelivered, OrderPaid, OrderPaymentReminder, OrderReturn, OrderReturnApproved,
+    OrderReturnRejected, OrderReturnRequested, OrderShipped, OrderStatusChange,
 };
 
 use crate::domain::{Action, Order};
@@ -51,35 +51,28 @@ pub fn status_event(action: Action, after: &Order) -> Envelope {
     }
 }
 
-/// The reminder to pay an order; its id is stable per order, so a job run that is retried
-/// after publishing reminds nobody twice.
+/// The reminder to pay an order; its id is stable per order, so a retried job run reminds
+/// nobody twice.
 pub fn payment_reminder(order: &Order) -> Envelope {
     Envelope::with_stable_id(SOURCE, &order.id, OrderPaymentReminder(status_change(order))).into_untyped()
 }
 
-/// Stores the change from `before` to `after` (with its stock move) and publishes its event. If
-/// the event cannot be published the change is undone, so nothing happens that the rest of the
-/// system was not told about.
-pub async fn change_status<S: OrderStore, P: EventPublisher>(
+/// Stores the change from `before` to `after` (with its stock move) together with the event that
+/// announces it: nothing happens that the rest of the system is not told about.
+pub async fn change_status<S: OrderStore>(
     store: &S,
-    publisher: &P,
     before: &Order,
     after: &Order,
     action: Action,
 ) -> Result<(), ApiError> {
-    match store.transition(before, after, action.stock_move(), false).await {
+    let event = status_event(action, after);
+    match store.transition(before, after, action.stock_move(), &[event]).await {
         Ok(()) => {}
         Err(TransitionError::Conflict) => {
             return Err(ApiError::new(ErrorCode::Conflict, "the order changed meanwhile; read it again")
                 .with_detail("action", action.as_str()))
         }
         Err(TransitionError::Unavailable(cause)) => return Err(ApiError::unavailable(cause)),
-    }
-    if let Err(err) = publisher.publish(&status_event(action, after)).await {
-        if let Err(undo) = store.transition(after, before, action.stock_move(), true).await {
-            tracing::error!(order_id = %before.id, error = %undo, "could not undo a status change whose event was not published");
-        }
-        return Err(ApiError::unavailable(err));
     }
     tracing::info!(order_id = %before.id, from = before.status.as_str(), to = after.status.as_str(), "order status changed");
     Ok(())

@@ -3,7 +3,7 @@
 use orders_api::store::DynamoOrderStore;
 use orders_api::{router, OrdersService};
 use shared::config::{aws_sdk_config, required_env};
-use shared::events::{SnsPublisher, Topic};
+use shared::outbox::OutboxTable;
 use shared::services::ProductsClient;
 
 #[tokio::main]
@@ -16,8 +16,8 @@ async fn main() -> Result<(), lambda_http::Error> {
             aws_sdk_dynamodb::Client::new(&config),
             required_env("ORDERS_TABLE")?,
             required_env("PRODUCTS_TABLE")?,
+            OutboxTable::from_env()?,
         ),
-        publisher: SnsPublisher::from_env(aws_sdk_sns::Client::new(&config), &[Topic::OrderEvents])?,
     };
     lambda_http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
 }

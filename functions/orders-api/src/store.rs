@@ -1,13 +1,17 @@
 //! Orders in DynamoDB (table `OrdersTable`, hash key `pk`: `order#<id>`, `idem#<buyer>#<key>`),
 //! and the transaction that places one: the order, its idempotency record and the stock
 //! reservation of every line (in the products table) commit together or not at all, and never
-//! take a product's available stock below zero.
+//! take a product's available stock below zero. Every write that changes an order carries the
+//! event that announces it, into the orders service's outbox (`shared::outbox`), in the same
+//! transaction.
 
 use std::collections::HashMap;
 use std::future::Future;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
+use shared::events::Envelope;
+use shared::outbox::OutboxTable;
 
 use crate::domain::{Order, OrderStatus, StockMove};
 
@@ -43,23 +47,22 @@ pub enum PlaceError {
 }
 
 pub trait OrderStore: Send + Sync {
+    /// Stores a new order with its idempotency record, its stock reservations and `events`.
     fn place(
         &self,
         order: &Order,
         idempotency: Option<(&str, &IdempotencyRecord)>,
+        events: &[Envelope],
     ) -> impl Future<Output = Result<(), PlaceError>> + Send;
-    /// Undoes [`OrderStore::place`]: removes the order and its key, releases its stock.
-    fn unplace(&self, order: &Order, idempotency_key: Option<&str>) -> impl Future<Output = Result<(), String>> + Send;
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<Order>, String>> + Send;
     /// Replaces `before` by `after` (status and what the change records) if the order is still in
-    /// `before`'s status, and applies `stock` to every line (reversed when `undo`), in one
-    /// transaction.
+    /// `before`'s status, applies `stock` to every line, and stores `events`, in one transaction.
     fn transition(
         &self,
         before: &Order,
         after: &Order,
         stock: StockMove,
-        undo: bool,
+        events: &[Envelope],
     ) -> impl Future<Output = Result<(), TransitionError>> + Send;
     /// Unpaid orders placed before `cutoff`, oldest first, at most `limit`.
     fn unpaid_before(
@@ -67,9 +70,9 @@ pub trait OrderStore: Send + Sync {
         cutoff: chrono::DateTime<chrono::Utc>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Order>, String>> + Send;
-    /// Records that the buyer was reminded; false if the order was reminded already or is no
-    /// longer unpaid.
-    fn mark_reminded(&self, order_id: &str) -> impl Future<Output = Result<bool, String>> + Send;
+    /// Records that the buyer was reminded, with the reminder `event`; false if the order was
+    /// reminded already or is no longer unpaid.
+    fn mark_reminded(&self, order_id: &str, event: &Envelope) -> impl Future<Output = Result<bool, String>> + Send;
     fn idempotency(
         &self,
         buyer_id: &str,
@@ -105,11 +108,12 @@ pub struct DynamoOrderStore {
     client: aws_sdk_dynamodb::Client,
     orders: String,
     products: String,
+    outbox: OutboxTable,
 }
 
 impl DynamoOrderStore {
-    pub fn new(client: aws_sdk_dynamodb::Client, orders: String, products: String) -> Self {
-        DynamoOrderStore { client, orders, products }
+    pub fn new(client: aws_sdk_dynamodb::Client, orders: String, products: String, outbox: OutboxTable) -> Self {
+        DynamoOrderStore { client, orders, products, outbox }
     }
 
     /// A stock change on one product. A reservation (`reserve`) is conditional on enough
@@ -168,7 +172,12 @@ pub const BY_SELLER_INDEX: &str = "by_seller";
 const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 3600;
 
 impl OrderStore for DynamoOrderStore {
-    async fn place(&self, order: &Order, idempotency: Option<(&str, &IdempotencyRecord)>) -> Result<(), PlaceError> {
+    async fn place(
+        &self,
+        order: &Order,
+        idempotency: Option<(&str, &IdempotencyRecord)>,
+        events: &[Envelope],
+    ) -> Result<(), PlaceError> {
         let mut item: HashMap<String, AttributeValue> =
             serde_dynamo::to_item(order).map_err(|e| PlaceError::Unavailable(e.to_string()))?;
         item.insert("pk".into(), order_key(&order.id));
@@ -199,6 +208,7 @@ impl OrderStore for DynamoOrderStore {
         for line in &order.lines {
             items.push(self.stock_update(&line.product_id, line.quantity, true).map_err(PlaceError::Unavailable)?);
         }
+        items.extend(events.iter().map(|e| self.outbox.put(e)));
         let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         let Err(err) = result else { return Ok(()) };
         let Some(reasons) = shared::store::cancellation_reasons(&err) else {
@@ -216,36 +226,12 @@ impl OrderStore for DynamoOrderStore {
         Err(PlaceError::Unavailable(format!("transaction cancelled: {reasons:?}")))
     }
 
-    async fn unplace(&self, order: &Order, idempotency_key: Option<&str>) -> Result<(), String> {
-        let delete = |key: AttributeValue| {
-            Delete::builder()
-                .table_name(&self.orders)
-                .key("pk", key)
-                .build()
-                .map(|d| TransactWriteItem::builder().delete(d).build())
-        };
-        let mut items = vec![delete(order_key(&order.id)).map_err(|e| e.to_string())?];
-        if let Some(key) = idempotency_key {
-            items.push(delete(idem_key(&order.buyer_id, key)).map_err(|e| e.to_string())?);
-        }
-        for line in &order.lines {
-            items.push(self.stock_update(&line.product_id, line.quantity, false)?);
-        }
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-            .map_err(shared::store::dynamo_error)?;
-        Ok(())
-    }
-
     async fn transition(
         &self,
         before: &Order,
         after: &Order,
         stock: StockMove,
-        undo: bool,
+        events: &[Envelope],
     ) -> Result<(), TransitionError> {
         let unavailable = |e: String| TransitionError::Unavailable(e);
         let mut update = Update::builder()
@@ -256,7 +242,7 @@ impl OrderStore for DynamoOrderStore {
             .expression_attribute_values(":to", AttributeValue::S(after.status.as_str().into()))
             .expression_attribute_values(":from", AttributeValue::S(before.status.as_str().into()))
             .expression_attribute_values(":now", AttributeValue::S(after.updated_at.to_rfc3339()));
-        // What a change records is set when present and removed when not (an undo puts it back).
+        // What a change records is set when present and removed when not.
         let mut set = vec!["#status = :to".to_string(), "updated_at = :now".to_string()];
         let mut remove = Vec::new();
         let recorded = [
@@ -289,11 +275,11 @@ impl OrderStore for DynamoOrderStore {
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         if stock != StockMove::None {
             for line in &before.lines {
-                let (a, r) = stock.deltas(line.quantity);
-                let deltas = if undo { (-a, -r) } else { (a, r) };
+                let deltas = stock.deltas(line.quantity);
                 items.push(self.stock_change(&line.product_id, deltas, None).map_err(TransitionError::Unavailable)?);
             }
         }
+        items.extend(events.iter().map(|e| self.outbox.put(e)));
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => {
@@ -316,10 +302,8 @@ impl OrderStore for DynamoOrderStore {
         shared::store::query_as(query, limit).await
     }
 
-    async fn mark_reminded(&self, order_id: &str) -> Result<bool, String> {
-        let result = self
-            .client
-            .update_item()
+    async fn mark_reminded(&self, order_id: &str, event: &Envelope) -> Result<bool, String> {
+        let update = Update::builder()
             .table_name(&self.orders)
             .key("pk", order_key(order_id))
             .update_expression("SET reminded_at = :now")
@@ -327,12 +311,15 @@ impl OrderStore for DynamoOrderStore {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":unpaid", AttributeValue::S(OrderStatus::PendingPayment.as_str().into()))
             .expression_attribute_values(":now", AttributeValue::S(chrono::Utc::now().to_rfc3339()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(shared::store::dynamo_error(e)),
+            .build()
+            .map_err(|e| e.to_string())?;
+        let items = vec![TransactWriteItem::builder().update(update).build(), self.outbox.put(event)];
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let Err(err) = result else { return Ok(true) };
+        match shared::store::cancellation_reasons(&err) {
+            // Reminded already (or paid meanwhile), or this very reminder is in the outbox already.
+            Some(reasons) if reasons.condition_failed(0) || reasons.condition_failed(1) => Ok(false),
+            _ => Err(shared::store::dynamo_error(err)),
         }
     }
 

@@ -10,7 +10,6 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
-use shared::events::EventPublisher;
 use shared::http::PathParams;
 use shared::http::{service_router, JsonBody, QueryParams};
 
@@ -37,23 +36,19 @@ impl From<ProductError> for ApiError {
             }
             ProductError::Store(StoreError::Unavailable(cause)) => ApiError::unavailable(cause),
             ProductError::Store(StoreError::Corrupt(cause)) => ApiError::internal(cause),
-            ProductError::Publish(cause) => ApiError::unavailable(cause),
         }
     }
 }
 
-type Service<S, P> = State<Arc<ProductService<S, P>>>;
+type Service<S> = State<Arc<ProductService<S>>>;
 
-pub fn router<S, P>(service: ProductService<S, P>) -> Router
+pub fn router<S>(service: ProductService<S>) -> Router
 where
     S: ProductStore + 'static,
-    P: EventPublisher + 'static,
 {
-    let routes =
-        Router::new().route("/api/v1/products", post(create_product::<S, P>).get(list_products::<S, P>)).route(
-            "/api/v1/products/{id}",
-            get(get_product::<S, P>).put(update_product::<S, P>).delete(delete_product::<S, P>),
-        );
+    let routes = Router::new()
+        .route("/api/v1/products", post(create_product::<S>).get(list_products::<S>))
+        .route("/api/v1/products/{id}", get(get_product::<S>).put(update_product::<S>).delete(delete_product::<S>));
     service_router(routes, Arc::new(service))
 }
 
@@ -93,8 +88,8 @@ fn version_of_etag(value: &str) -> Option<u64> {
         (status = 403, description = "The caller is not a seller", body = ApiError),
     ),
 )]
-async fn create_product<S: ProductStore, P: EventPublisher>(
-    State(service): Service<S, P>,
+async fn create_product<S: ProductStore>(
+    State(service): Service<S>,
     caller: Caller,
     JsonBody(input): JsonBody<NewProduct>,
 ) -> Result<Response, ApiError> {
@@ -115,8 +110,8 @@ async fn create_product<S: ProductStore, P: EventPublisher>(
         (status = 400, description = "A parameter is out of range or unknown", body = ApiError),
     ),
 )]
-async fn list_products<S: ProductStore, P: EventPublisher>(
-    State(service): Service<S, P>,
+async fn list_products<S: ProductStore>(
+    State(service): Service<S>,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<Page<Product>>, ApiError> {
     Ok(Json(service.list_products(&query).await?))
@@ -137,8 +132,8 @@ async fn list_products<S: ProductStore, P: EventPublisher>(
         (status = 404, description = "No such product, or deleted", body = ApiError),
     ),
 )]
-async fn get_product<S: ProductStore, P: EventPublisher>(
-    State(service): Service<S, P>,
+async fn get_product<S: ProductStore>(
+    State(service): Service<S>,
     PathParams(id): PathParams<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -191,8 +186,8 @@ pub struct ProductChange {
         (status = 409, description = "The product changed since the version given", body = ApiError),
     ),
 )]
-async fn update_product<S: ProductStore, P: EventPublisher>(
-    State(service): Service<S, P>,
+async fn update_product<S: ProductStore>(
+    State(service): Service<S>,
     caller: Caller,
     PathParams(id): PathParams<String>,
     headers: HeaderMap,
@@ -228,8 +223,8 @@ async fn update_product<S: ProductStore, P: EventPublisher>(
         (status = 404, description = "No such product", body = ApiError),
     ),
 )]
-async fn delete_product<S: ProductStore, P: EventPublisher>(
-    State(service): Service<S, P>,
+async fn delete_product<S: ProductStore>(
+    State(service): Service<S>,
     caller: Caller,
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -247,11 +242,10 @@ mod tests {
     use http_body_util::BodyExt;
     use serde_json::{json, Value};
     use shared::auth::{request_context_for, Identity};
-    use shared::events::RecordingPublisher;
     use tower::ServiceExt;
 
     fn app() -> Router {
-        router(ProductService::new(MemoryProductStore::default(), RecordingPublisher::default()))
+        router(ProductService::new(MemoryProductStore::default()))
     }
 
     fn seller() -> Identity {

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::events::{Envelope, EventPublisher, ProductCreated, ProductDeleted, ProductOutOfStock, ProductUpdated};
+use shared::events::{Envelope, ProductCreated, ProductDeleted, ProductOutOfStock, ProductUpdated};
 use shared::Money;
 
 pub use shared::http::Page;
@@ -143,24 +143,19 @@ pub enum ProductError {
     NotOwner,
     #[error("storage: {0}")]
     Store(#[from] StoreError),
-    #[error("could not publish the event: {0}")]
-    Publish(String),
 }
 
-pub struct ProductService<S, P> {
+pub struct ProductService<S> {
     store: S,
-    publisher: P,
 }
 
-impl<S: ProductStore, P: EventPublisher> ProductService<S, P> {
-    pub fn new(store: S, publisher: P) -> Self {
-        ProductService { store, publisher }
+impl<S: ProductStore> ProductService<S> {
+    pub fn new(store: S) -> Self {
+        ProductService { store }
     }
 
-    /// Lists a product and announces it with `product.created`.
-    ///
-    /// The product is stored first; if the event cannot be published the product is removed
-    /// again, so there is never a product that the rest of the system was not told about.
+    /// Lists a product and announces it with `product.created`, written with the product: there
+    /// is never a product that the rest of the system is not told about.
     pub async fn create_product(&self, seller_id: &str, input: NewProduct) -> Result<Product, ProductError> {
         input.validate()?;
         let now = Utc::now();
@@ -178,7 +173,6 @@ impl<S: ProductStore, P: EventPublisher> ProductService<S, P> {
             created_at: now,
             updated_at: now,
         };
-        self.store.insert(&product).await?;
         let event = Envelope::new(
             SOURCE,
             ProductCreated {
@@ -191,12 +185,7 @@ impl<S: ProductStore, P: EventPublisher> ProductService<S, P> {
                 stock_quantity: product.stock.available,
             },
         );
-        if let Err(err) = self.publisher.publish(&event.into_untyped()).await {
-            if let Err(undo) = self.store.delete(&product.id).await {
-                tracing::error!(product_id = %product.id, error = %undo, "could not undo the product insert");
-            }
-            return Err(ProductError::Publish(err.to_string()));
-        }
+        self.store.insert(&product, &[event.into_untyped()]).await?;
         tracing::info!(product_id = %product.id, "product created");
         Ok(product)
     }
@@ -211,7 +200,7 @@ impl<S: ProductStore, P: EventPublisher> ProductService<S, P> {
     }
 
     /// Replaces a product's editable fields, if `seller_id` owns it and (when given) the caller
-    /// saw the current `expected_version`. Publishes `product.updated`, and
+    /// saw the current `expected_version`. Announces `product.updated`, and
     /// `product.out_of_stock` when available stock reaches zero.
     pub async fn update_product(
         &self,
@@ -238,7 +227,7 @@ impl<S: ProductStore, P: EventPublisher> ProductService<S, P> {
             updated_at: Utc::now(),
             ..current.clone()
         };
-        self.replace_and_publish(&current, &updated).await?;
+        self.replace_announcing(&current, &updated).await?;
         Ok(updated)
     }
 
@@ -254,19 +243,12 @@ impl<S: ProductStore, P: EventPublisher> ProductService<S, P> {
             updated_at: Utc::now(),
             ..current.clone()
         };
-        self.replace_and_publish(&current, &deleted).await
+        self.replace_announcing(&current, &deleted).await
     }
 
-    /// Writes `next` over `current` (only if nobody changed it meanwhile), then publishes what
-    /// changed; if publishing fails the write is undone, so the rest of the system never misses
-    /// a change that the products table has.
-    async fn replace_and_publish(&self, current: &Product, next: &Product) -> Result<(), ProductError> {
-        self.store.replace(next, current.version).await.map_err(|e| match e {
-            StoreError::VersionMismatch(id) => {
-                ProductError::VersionConflict { id, expected: current.version, current: current.version + 1 }
-            }
-            other => other.into(),
-        })?;
+    /// Writes `next` over `current` (only if nobody changed it meanwhile) together with the
+    /// events that announce the change.
+    async fn replace_announcing(&self, current: &Product, next: &Product) -> Result<(), ProductError> {
         let mut events = Vec::new();
         if next.status == ProductStatus::Deleted {
             events.push(
@@ -296,15 +278,12 @@ impl<S: ProductStore, P: EventPublisher> ProductService<S, P> {
                 );
             }
         }
-        for event in &events {
-            if let Err(err) = self.publisher.publish(event).await {
-                if let Err(undo) = self.store.replace(current, next.version).await {
-                    tracing::error!(product_id = %next.id, error = %undo, "could not undo a change whose event was not published");
-                }
-                return Err(ProductError::Publish(err.to_string()));
+        self.store.replace(next, current.version, &events).await.map_err(|e| match e {
+            StoreError::VersionMismatch(id) => {
+                ProductError::VersionConflict { id, expected: current.version, current: current.version + 1 }
             }
-        }
-        Ok(())
+            other => other.into(),
+        })
     }
 
     /// One page of active products, filtered and sorted as asked (seed 001 `PageRequest`).
@@ -386,7 +365,6 @@ pub enum SortBy {
 mod tests {
     use super::*;
     use crate::store::MemoryProductStore;
-    use shared::events::RecordingPublisher;
     use std::sync::atomic::Ordering;
 
     fn input() -> NewProduct {
@@ -399,16 +377,16 @@ mod tests {
         }
     }
 
-    fn service() -> ProductService<MemoryProductStore, RecordingPublisher> {
-        ProductService::new(MemoryProductStore::default(), RecordingPublisher::default())
+    fn service() -> ProductService<MemoryProductStore> {
+        ProductService::new(MemoryProductStore::default())
     }
 
     #[tokio::test]
-    async fn create_stores_and_publishes_product_created() {
+    async fn create_stores_the_product_with_product_created() {
         let s = service();
         let p = s.create_product("seller-1", input()).await.unwrap();
         assert_eq!(s.get_product(&p.id).await.unwrap(), p);
-        let published = s.publisher.published.lock().unwrap();
+        let published = s.store.outbox.appended.lock().unwrap();
         assert_eq!(published.len(), 1);
         assert_eq!(published[0].event_type, "product.created");
         assert_eq!(published[0].data["product_id"], p.id.as_str());
@@ -416,11 +394,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_publish_leaves_no_product_behind() {
+    async fn a_failed_outbox_write_leaves_no_product_behind() {
         let s = service();
-        s.publisher.fail.store(true, Ordering::SeqCst);
+        s.store.outbox.fail.store(true, Ordering::SeqCst);
         let err = s.create_product("seller-1", input()).await.unwrap_err();
-        assert!(matches!(err, ProductError::Publish(_)));
+        assert!(matches!(err, ProductError::Store(StoreError::Unavailable(_))));
         assert_eq!(s.store.len(), 0);
     }
 
@@ -445,7 +423,7 @@ mod tests {
             }
         }
         assert_eq!(s.store.len(), 0);
-        assert!(s.publisher.published.lock().unwrap().is_empty());
+        assert!(s.store.outbox.appended.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -461,8 +439,7 @@ mod tests {
         ));
         let updated = s.update_product("seller-1", &p.id, change.clone(), Some(1)).await.unwrap();
         assert_eq!((updated.version, updated.stock.available), (2, 0));
-        let types: Vec<String> = s.publisher.published.lock().unwrap().iter().map(|e| e.event_type.clone()).collect();
-        assert_eq!(types, vec!["product.created", "product.updated", "product.out_of_stock"]);
+        assert_eq!(s.store.outbox.types(), vec!["product.created", "product.updated", "product.out_of_stock"]);
         // A client still holding version 1 is refused.
         assert!(matches!(
             s.update_product("seller-1", &p.id, change, Some(1)).await,
@@ -471,14 +448,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_publish_undoes_the_update() {
+    async fn a_failed_outbox_write_leaves_the_product_as_it_was() {
         let s = service();
         let p = s.create_product("seller-1", input()).await.unwrap();
-        s.publisher.fail.store(true, Ordering::SeqCst);
+        s.store.outbox.fail.store(true, Ordering::SeqCst);
         let mut change = input();
         change.name = "Renamed".into();
-        assert!(matches!(s.update_product("seller-1", &p.id, change, None).await, Err(ProductError::Publish(_))));
+        assert!(matches!(s.update_product("seller-1", &p.id, change, None).await, Err(ProductError::Store(_))));
         assert_eq!(s.get_product(&p.id).await.unwrap(), p);
+        assert_eq!(s.store.outbox.types(), vec!["product.created"]);
     }
 
     #[tokio::test]
@@ -488,7 +466,7 @@ mod tests {
         assert!(matches!(s.delete_product(Some("seller-2"), &p.id).await, Err(ProductError::NotOwner)));
         s.delete_product(Some("seller-1"), &p.id).await.unwrap();
         assert!(matches!(s.get_product(&p.id).await, Err(ProductError::NotFound(_))));
-        assert_eq!(s.publisher.published.lock().unwrap().last().unwrap().event_type, "product.deleted");
+        assert_eq!(s.store.outbox.types().last().unwrap(), "product.deleted");
         let page = s.list_products(&query()).await.unwrap();
         assert_eq!(page.total_items, 0);
     }

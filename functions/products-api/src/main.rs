@@ -3,14 +3,13 @@
 use products_api::store::DynamoProductStore;
 use products_api::{router, ProductService};
 use shared::config::{aws_sdk_config, required_env};
-use shared::events::{SnsPublisher, Topic};
+use shared::outbox::OutboxTable;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init_logging();
     let config = aws_sdk_config().await;
-    let store = DynamoProductStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("PRODUCTS_TABLE")?);
-    let publisher = SnsPublisher::from_env(aws_sdk_sns::Client::new(&config), &[Topic::ProductEvents])?;
-    lambda_http::run(shared::http::with_build_id(router(ProductService::new(store, publisher)), shared::build_id!()))
-        .await
+    let store = DynamoProductStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("PRODUCTS_TABLE")?)
+        .with_outbox(OutboxTable::from_env()?);
+    lambda_http::run(shared::http::with_build_id(router(ProductService::new(store)), shared::build_id!())).await
 }

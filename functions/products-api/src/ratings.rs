@@ -30,7 +30,7 @@ impl<S: ProductStore> EventHandler for RatingKeeper<S> {
             next.version = current.version + 1;
             // Orders move stock on the same item; the version condition makes this write lose to
             // them cleanly instead of overwriting them.
-            match self.0.replace(&next, current.version).await {
+            match self.0.replace(&next, current.version, &[]).await {
                 Ok(()) => return Ok(()),
                 Err(StoreError::VersionMismatch(_)) => continue,
                 Err(other) => return Err(HandlerError::new(other)),

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use shared::events::Envelope;
+use shared::outbox::{OutboxTable, RecordingOutbox};
 
 use crate::domain::Product;
 
@@ -20,12 +22,18 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// Products, and the events that announce their changes: a write and its events are stored
+/// together (the events in the service's outbox) or not at all.
 pub trait ProductStore: Send + Sync {
-    fn insert(&self, product: &Product) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn insert(&self, product: &Product, events: &[Envelope]) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
-    fn delete(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Writes `product` if the stored one is still at `expected_version`.
-    fn replace(&self, product: &Product, expected_version: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn replace(
+        &self,
+        product: &Product,
+        expected_version: u64,
+        events: &[Envelope],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Every active product, of one seller when given.
     fn list_active(&self, seller_id: Option<&str>) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
 }
@@ -35,11 +43,52 @@ pub trait ProductStore: Send + Sync {
 pub struct DynamoProductStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    outbox: Option<OutboxTable>,
 }
 
 impl DynamoProductStore {
+    /// A store that writes products without events (the catalogue's rating keeper).
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoProductStore { client, table: table.into() }
+        DynamoProductStore { client, table: table.into(), outbox: None }
+    }
+
+    /// The same store, writing events into `outbox` with the changes they announce.
+    pub fn with_outbox(self, outbox: OutboxTable) -> Self {
+        DynamoProductStore { outbox: Some(outbox), ..self }
+    }
+
+    /// Puts `item` if `condition` holds, with the outbox records of `events` in the same
+    /// transaction; `refused` is the error when the condition fails.
+    async fn write(
+        &self,
+        item: shared::store::Item,
+        condition: &str,
+        values: Option<HashMap<String, AttributeValue>>,
+        events: &[Envelope],
+        refused: StoreError,
+    ) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(values)
+            .build()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        if !events.is_empty() {
+            let outbox = self
+                .outbox
+                .as_ref()
+                .ok_or_else(|| StoreError::Unavailable("this store has no outbox for its events".into()))?;
+            items.extend(events.iter().map(|e| outbox.put(e)));
+        }
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let Err(err) = result else { return Ok(()) };
+        match shared::store::cancellation_reasons(&err) {
+            Some(reasons) if reasons.condition_failed(0) => Err(refused),
+            Some(reasons) => Err(StoreError::Unavailable(format!("transaction cancelled: {reasons:?}"))),
+            None => Err(unavailable(err)),
+        }
     }
 }
 
@@ -48,23 +97,9 @@ fn unavailable<E: std::error::Error + 'static>(e: aws_sdk_dynamodb::error::SdkEr
 }
 
 impl ProductStore for DynamoProductStore {
-    async fn insert(&self, product: &Product) -> Result<(), StoreError> {
+    async fn insert(&self, product: &Product, events: &[Envelope]) -> Result<(), StoreError> {
         let item = serde_dynamo::to_item(product).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(id)")
-            .send()
-            .await
-            .map_err(|e| {
-                if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) {
-                    StoreError::AlreadyExists(product.id.clone())
-                } else {
-                    unavailable(e)
-                }
-            })?;
-        Ok(())
+        self.write(item, "attribute_not_exists(id)", None, events, StoreError::AlreadyExists(product.id.clone())).await
     }
 
     async fn get(&self, id: &str) -> Result<Option<Product>, StoreError> {
@@ -83,24 +118,11 @@ impl ProductStore for DynamoProductStore {
             .transpose()
     }
 
-    async fn replace(&self, product: &Product, expected_version: u64) -> Result<(), StoreError> {
+    async fn replace(&self, product: &Product, expected_version: u64, events: &[Envelope]) -> Result<(), StoreError> {
         let item = serde_dynamo::to_item(product).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("version = :expected")
-            .expression_attribute_values(":expected", AttributeValue::N(expected_version.to_string()))
-            .send()
-            .await
-            .map_err(|e| {
-                if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) {
-                    StoreError::VersionMismatch(product.id.clone())
-                } else {
-                    unavailable(e)
-                }
-            })?;
-        Ok(())
+        let expected = HashMap::from([(":expected".to_string(), AttributeValue::N(expected_version.to_string()))]);
+        let refused = StoreError::VersionMismatch(product.id.clone());
+        self.write(item, "version = :expected", Some(expected), events, refused).await
     }
 
     async fn list_active(&self, seller_id: Option<&str>) -> Result<Vec<Product>, StoreError> {
@@ -137,23 +159,14 @@ impl ProductStore for DynamoProductStore {
         }
         Ok(products)
     }
-
-    async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(id.to_string()))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
-    }
 }
 
 /// An in-memory store for unit tests.
 #[derive(Debug, Default)]
 pub struct MemoryProductStore {
     products: Mutex<HashMap<String, Product>>,
+    /// The events written with the changes; failing it fails the change.
+    pub outbox: RecordingOutbox,
 }
 
 impl MemoryProductStore {
@@ -167,12 +180,14 @@ impl MemoryProductStore {
 }
 
 impl ProductStore for MemoryProductStore {
-    async fn insert(&self, product: &Product) -> Result<(), StoreError> {
+    async fn insert(&self, product: &Product, events: &[Envelope]) -> Result<(), StoreError> {
         let mut products = self.products.lock().unwrap();
         if products.contains_key(&product.id) {
             return Err(StoreError::AlreadyExists(product.id.clone()));
         }
+        self.outbox.check().map_err(|e| StoreError::Unavailable(e.to_string()))?;
         products.insert(product.id.clone(), product.clone());
+        self.outbox.record(events);
         Ok(())
     }
 
@@ -180,16 +195,13 @@ impl ProductStore for MemoryProductStore {
         Ok(self.products.lock().unwrap().get(id).cloned())
     }
 
-    async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        self.products.lock().unwrap().remove(id);
-        Ok(())
-    }
-
-    async fn replace(&self, product: &Product, expected_version: u64) -> Result<(), StoreError> {
+    async fn replace(&self, product: &Product, expected_version: u64, events: &[Envelope]) -> Result<(), StoreError> {
         let mut products = self.products.lock().unwrap();
         match products.get(&product.id) {
             Some(p) if p.version == expected_version => {
+                self.outbox.check().map_err(|e| StoreError::Unavailable(e.to_string()))?;
                 products.insert(product.id.clone(), product.clone());
+                self.outbox.record(events);
                 Ok(())
             }
             _ => Err(StoreError::VersionMismatch(product.id.clone())),

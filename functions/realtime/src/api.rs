@@ -17,7 +17,7 @@ use shared::http::{service_router, JsonBody, QueryParams};
 
 use crate::chat::{ChatMessage, MAX_BODY_CHARS};
 use crate::push::PushQueue;
-use crate::ws::{post_and_push, Access, ChatAccess};
+use crate::ws::{post_and_push, Access, ChatAccess, PostError};
 
 pub struct ChatService {
     pub access: ChatAccess,
@@ -121,8 +121,16 @@ async fn post(
         client_message_id: input.client_message_id,
         sent_at: chrono::Utc::now(),
     };
-    let (stored, new) =
-        post_and_push(&service.access.chat, &service.queue, &parties, message).await.map_err(ApiError::unavailable)?;
+    let (stored, new) = match post_and_push(&service.access.chat, &service.queue, &parties, message).await {
+        Ok(posted) => posted,
+        Err(PostError::NotQueued { stored, cause }) => {
+            return Err(ApiError::unavailable(cause)
+                .with_detail("reason", "not_delivered")
+                .with_detail("seq", stored.seq)
+                .with_detail("retry", "send it again with the same client_message_id"))
+        }
+        Err(e @ PostError::NotStored(_)) => return Err(ApiError::unavailable(e)),
+    };
     let status = if new { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(stored)).into_response())
 }

@@ -311,30 +311,50 @@ impl Realtime {
                     Ok((stored, _)) => Some(
                         json!({"type": "sent", "conversation_id": stored.conversation_id, "seq": stored.seq, "client_message_id": stored.client_message_id}),
                     ),
-                    Err(e) => Some(error_frame("unavailable", &e)),
+                    Err(PostError::NotQueued { stored, cause }) => Some(json!({
+                        "type": "error",
+                        "code": "not_delivered",
+                        "message": format!("stored, but not delivered ({cause}): send it again with the same client_message_id"),
+                        "conversation_id": stored.conversation_id,
+                        "seq": stored.seq,
+                        "client_message_id": stored.client_message_id,
+                    })),
+                    Err(e @ PostError::NotStored(_)) => Some(error_frame("unavailable", &e.to_string())),
                 }
             }
         }
     }
 }
 
-/// Stores a chat message and queues its delivery. A failed enqueue is logged, not fatal: the
-/// message is stored, and the next delivery to each connection catches up from its cursor.
+/// Why a chat message was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    #[error("the message was not stored: {0}")]
+    NotStored(String),
+    /// Stored, but its delivery could not be queued even after retries. Sending it again with
+    /// the same `client_message_id` stores nothing twice and queues the delivery again.
+    #[error("the message was stored as {}, but its delivery could not be queued: {cause}", stored.seq)]
+    NotQueued { stored: ChatMessage, cause: String },
+}
+
+/// Stores a chat message and queues its delivery, retrying the enqueue; a delivery that cannot
+/// be queued is the sender's error to see, never only a log line.
 pub async fn post_and_push(
     chat: &ChatStore,
     queue: &PushQueue,
     parties: &Parties,
     message: ChatMessage,
-) -> Result<(ChatMessage, bool), String> {
-    let (stored, new) = chat.post(message).await?;
+) -> Result<(ChatMessage, bool), PostError> {
+    let (stored, new) = chat.post(message).await.map_err(PostError::NotStored)?;
     let job = PushJob::ChatMessage {
         conversation_id: stored.conversation_id.clone(),
         seq: stored.seq,
         buyer_id: parties.buyer_id.clone(),
         seller_id: parties.seller_id.clone(),
     };
-    if let Err(e) = queue.enqueue(&job).await {
-        tracing::error!(error = %e, conversation_id = %stored.conversation_id, seq = stored.seq, "could not queue a chat delivery");
+    if let Err(cause) = queue.enqueue(&job).await {
+        tracing::error!(error = %cause, conversation_id = %stored.conversation_id, seq = stored.seq, "could not queue a chat delivery");
+        return Err(PostError::NotQueued { stored, cause });
     }
     Ok((stored, new))
 }

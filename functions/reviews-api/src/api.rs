@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
-use shared::events::{Envelope, EventPublisher, ReviewCreated, ReviewModerated};
+use shared::events::{Envelope, ReviewCreated, ReviewModerated};
 use shared::http::PathParams;
 use shared::http::{service_router, JsonBody, Page, QueryParams};
 
@@ -19,18 +19,17 @@ use crate::store::{Purchase, ReviewStore, WriteError};
 
 pub const SOURCE: &str = "reviews-api";
 
-pub struct ReviewsService<S, P> {
+pub struct ReviewsService<S> {
     pub store: S,
-    pub publisher: P,
 }
 
-type Service<S, P> = State<Arc<ReviewsService<S, P>>>;
+type Service<S> = State<Arc<ReviewsService<S>>>;
 
-pub fn router<S: ReviewStore + 'static, P: EventPublisher + 'static>(service: ReviewsService<S, P>) -> Router {
+pub fn router<S: ReviewStore + 'static>(service: ReviewsService<S>) -> Router {
     let routes = Router::new()
-        .route("/api/v1/products/{id}/reviews", post(create_review::<S, P>).get(product_reviews::<S, P>))
-        .route("/api/v1/reviews", get(moderation_queue::<S, P>))
-        .route("/api/v1/reviews/{id}/moderate", post(moderate::<S, P>));
+        .route("/api/v1/products/{id}/reviews", post(create_review::<S>).get(product_reviews::<S>))
+        .route("/api/v1/reviews", get(moderation_queue::<S>))
+        .route("/api/v1/reviews/{id}/moderate", post(moderate::<S>));
     service_router(routes, Arc::new(service))
 }
 
@@ -58,8 +57,8 @@ fn write_error(err: WriteError, conflict: &str) -> ApiError {
         (status = 409, description = "Reviewed already", body = ApiError),
     ),
 )]
-async fn create_review<S: ReviewStore, P: EventPublisher>(
-    State(service): Service<S, P>,
+async fn create_review<S: ReviewStore>(
+    State(service): Service<S>,
     caller: Caller,
     PathParams(product_id): PathParams<String>,
     JsonBody(input): JsonBody<NewReview>,
@@ -90,7 +89,6 @@ async fn create_review<S: ReviewStore, P: EventPublisher>(
         moderated_by: None,
         moderated_at: None,
     };
-    service.store.create(&review).await.map_err(|e| write_error(e, "you have reviewed this product already"))?;
     let event = Envelope::new(
         SOURCE,
         ReviewCreated {
@@ -102,12 +100,11 @@ async fn create_review<S: ReviewStore, P: EventPublisher>(
             body: review.body.clone(),
         },
     );
-    if let Err(err) = service.publisher.publish(&event.into_untyped()).await {
-        if let Err(undo) = service.store.uncreate(&review).await {
-            tracing::error!(review_id = %review.id, error = %undo, "could not undo a review whose event was not published");
-        }
-        return Err(ApiError::unavailable(err));
-    }
+    service
+        .store
+        .create(&review, &[event.into_untyped()])
+        .await
+        .map_err(|e| write_error(e, "you have reviewed this product already"))?;
     // No Location: a review has no URL of its own (it is listed under its product once approved).
     Ok((StatusCode::CREATED, Json(review)).into_response())
 }
@@ -143,8 +140,8 @@ impl PageQuery {
     security((), ("bearer" = [])),
     responses((status = 200, description = "A page of approved reviews, newest first", body = Page<Review>)),
 )]
-async fn product_reviews<S: ReviewStore, P: EventPublisher>(
-    State(service): Service<S, P>,
+async fn product_reviews<S: ReviewStore>(
+    State(service): Service<S>,
     PathParams(product_id): PathParams<String>,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<Page<Review>>, ApiError> {
@@ -167,8 +164,8 @@ async fn product_reviews<S: ReviewStore, P: EventPublisher>(
         (status = 403, description = "The caller is not an admin", body = ApiError),
     ),
 )]
-async fn moderation_queue<S: ReviewStore, P: EventPublisher>(
-    State(service): Service<S, P>,
+async fn moderation_queue<S: ReviewStore>(
+    State(service): Service<S>,
     caller: Caller,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<Page<Review>>, ApiError> {
@@ -197,8 +194,8 @@ async fn moderation_queue<S: ReviewStore, P: EventPublisher>(
         (status = 409, description = "Moderated already", body = ApiError),
     ),
 )]
-async fn moderate<S: ReviewStore, P: EventPublisher>(
-    State(service): Service<S, P>,
+async fn moderate<S: ReviewStore>(
+    State(service): Service<S>,
     caller: Caller,
     PathParams(id): PathParams<String>,
     JsonBody(moderation): JsonBody<Moderation>,
@@ -216,11 +213,6 @@ async fn moderate<S: ReviewStore, P: EventPublisher>(
         moderated_at: Some(chrono::Utc::now()),
         ..review.clone()
     };
-    service
-        .store
-        .moderate(&after, ReviewStatus::Pending)
-        .await
-        .map_err(|e| write_error(e, "the review was moderated meanwhile"))?;
     let event = Envelope::new(
         SOURCE,
         ReviewModerated {
@@ -232,11 +224,10 @@ async fn moderate<S: ReviewStore, P: EventPublisher>(
             moderator_id: admin.user_id.clone(),
         },
     );
-    if let Err(err) = service.publisher.publish(&event.into_untyped()).await {
-        if let Err(undo) = service.store.moderate(&review, after.status).await {
-            tracing::error!(review_id = %review.id, error = ?undo, "could not undo a moderation whose event was not published");
-        }
-        return Err(ApiError::unavailable(err));
-    }
+    service
+        .store
+        .moderate(&after, ReviewStatus::Pending, &[event.into_untyped()])
+        .await
+        .map_err(|e| write_error(e, "the review was moderated meanwhile"))?;
     Ok(Json(after))
 }

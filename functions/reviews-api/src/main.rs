@@ -3,15 +3,12 @@
 use reviews_api::store::DynamoReviewStore;
 use reviews_api::{router, ReviewsService};
 use shared::config::aws_sdk_config;
-use shared::events::{SnsPublisher, Topic};
+use shared::outbox::OutboxTable;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init_logging();
     let config = aws_sdk_config().await;
-    let service = ReviewsService {
-        store: DynamoReviewStore::from_env(&config)?,
-        publisher: SnsPublisher::from_env(aws_sdk_sns::Client::new(&config), &[Topic::ProductEvents])?,
-    };
+    let service = ReviewsService { store: DynamoReviewStore::from_env(&config)?.with_outbox(OutboxTable::from_env()?) };
     lambda_http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
 }

@@ -4,11 +4,16 @@
 //! - `purchase#<buyer>#<product>`: the buyer received the product (from `order.delivered`), and
 //!   which review they wrote for it. Purchases carry neither `product_id` nor `status`, so they
 //!   stay out of both indexes.
+//!
+//! A review's creation and its moderation are written with the event that announces them, into
+//! the reviews service's outbox, in one transaction.
 
 use std::collections::HashMap;
 use std::future::Future;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use shared::events::Envelope;
+use shared::outbox::OutboxTable;
 use shared::store::dynamo_error as err;
 
 use crate::review::{Review, ReviewStatus};
@@ -41,13 +46,16 @@ pub trait ReviewStore: Send + Sync {
         order_id: &str,
     ) -> impl Future<Output = Result<(), String>> + Send;
     fn purchase(&self, buyer_id: &str, product_id: &str) -> impl Future<Output = Result<Purchase, String>> + Send;
-    /// Stores the review and marks the purchase reviewed, together.
-    fn create(&self, review: &Review) -> impl Future<Output = Result<(), WriteError>> + Send;
-    /// Undoes [`ReviewStore::create`].
-    fn uncreate(&self, review: &Review) -> impl Future<Output = Result<(), String>> + Send;
+    /// Stores the review, marks the purchase reviewed and stores `events`, together.
+    fn create(&self, review: &Review, events: &[Envelope]) -> impl Future<Output = Result<(), WriteError>> + Send;
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<Review>, String>> + Send;
-    /// Writes `after` if the stored review is still in `from`.
-    fn moderate(&self, after: &Review, from: ReviewStatus) -> impl Future<Output = Result<(), WriteError>> + Send;
+    /// Writes `after`, with `events`, if the stored review is still in `from`.
+    fn moderate(
+        &self,
+        after: &Review,
+        from: ReviewStatus,
+        events: &[Envelope],
+    ) -> impl Future<Output = Result<(), WriteError>> + Send;
     fn by_product(&self, product_id: &str) -> impl Future<Output = Result<Vec<Review>, String>> + Send;
     fn by_status(&self, status: ReviewStatus) -> impl Future<Output = Result<Vec<Review>, String>> + Send;
 }
@@ -56,11 +64,25 @@ pub trait ReviewStore: Send + Sync {
 pub struct DynamoReviewStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    outbox: Option<OutboxTable>,
 }
 
 impl DynamoReviewStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
-        DynamoReviewStore { client, table }
+        DynamoReviewStore { client, table, outbox: None }
+    }
+
+    /// The same store, writing events into `outbox` with the changes they announce.
+    pub fn with_outbox(self, outbox: OutboxTable) -> Self {
+        DynamoReviewStore { outbox: Some(outbox), ..self }
+    }
+
+    fn outbox_puts(&self, events: &[Envelope]) -> Result<Vec<TransactWriteItem>, WriteError> {
+        match (&self.outbox, events.is_empty()) {
+            (_, true) => Ok(Vec::new()),
+            (Some(outbox), false) => Ok(events.iter().map(|e| outbox.put(e)).collect()),
+            (None, false) => Err(WriteError::Unavailable("this store has no outbox for its events".into())),
+        }
     }
 
     /// The table from `REVIEWS_TABLE`.
@@ -143,7 +165,7 @@ impl ReviewStore for DynamoReviewStore {
         })
     }
 
-    async fn create(&self, review: &Review) -> Result<(), WriteError> {
+    async fn create(&self, review: &Review, events: &[Envelope]) -> Result<(), WriteError> {
         let unavailable = |e: String| WriteError::Unavailable(e);
         let put = Put::builder()
             .table_name(&self.table)
@@ -159,35 +181,15 @@ impl ReviewStore for DynamoReviewStore {
             .expression_attribute_values(":id", AttributeValue::S(review.id.clone()))
             .build()
             .map_err(|e| unavailable(e.to_string()))?;
+        let mut items =
+            vec![TransactWriteItem::builder().put(put).build(), TransactWriteItem::builder().update(mark).build()];
+        items.extend(self.outbox_puts(events)?);
         self.client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(mark).build())
+            .set_transact_items(Some(items))
             .send()
             .await
             .map_err(|e| cancelled(e, |s| s.is_transaction_canceled_exception()))?;
-        Ok(())
-    }
-
-    async fn uncreate(&self, review: &Review) -> Result<(), String> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .key("pk", review_key(&review.id))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let unmark = Update::builder()
-            .table_name(&self.table)
-            .key("pk", purchase_key(&review.author_id, &review.product_id))
-            .update_expression("REMOVE review_id")
-            .build()
-            .map_err(|e| e.to_string())?;
-        self.client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(TransactWriteItem::builder().update(unmark).build())
-            .send()
-            .await
-            .map_err(err)?;
         Ok(())
     }
 
@@ -195,18 +197,24 @@ impl ReviewStore for DynamoReviewStore {
         shared::store::get_as(self.client.get_item().table_name(&self.table).key("pk", review_key(id))).await
     }
 
-    async fn moderate(&self, after: &Review, from: ReviewStatus) -> Result<(), WriteError> {
+    async fn moderate(&self, after: &Review, from: ReviewStatus, events: &[Envelope]) -> Result<(), WriteError> {
         let item = self.item(after).map_err(WriteError::Unavailable)?;
-        self.client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("#status = :from")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":from", AttributeValue::S(from.as_str().into()))
+            .build()
+            .map_err(|e| WriteError::Unavailable(e.to_string()))?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        items.extend(self.outbox_puts(events)?);
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await
-            .map_err(|e| cancelled(e, |s| s.is_conditional_check_failed_exception()))?;
+            .map_err(|e| cancelled(e, |s| s.is_transaction_canceled_exception()))?;
         Ok(())
     }
 

@@ -12,7 +12,6 @@ use orders_api::domain::Action;
 use orders_api::lifecycle::{change_status, payment_reminder};
 use orders_api::store::OrderStore;
 use serde::{Deserialize, Serialize};
-use shared::events::EventPublisher;
 use shared::ErrorCode;
 
 /// Orders examined per run; the next run takes the rest.
@@ -80,12 +79,7 @@ fn ago(now: DateTime<Utc>, seconds: u64) -> DateTime<Utc> {
 }
 
 /// One run of the job.
-pub async fn run<S: OrderStore, P: EventPublisher>(
-    store: &S,
-    publisher: &P,
-    thresholds: Thresholds,
-    now: DateTime<Utc>,
-) -> Result<Summary, String> {
+pub async fn run<S: OrderStore>(store: &S, thresholds: Thresholds, now: DateTime<Utc>) -> Result<Summary, String> {
     let remind_before = ago(now, thresholds.remind_after_seconds);
     let cancel_before = ago(now, thresholds.cancel_after_seconds);
     let mut summary = Summary::default();
@@ -99,7 +93,7 @@ pub async fn run<S: OrderStore, P: EventPublisher>(
                     continue;
                 }
             };
-            match change_status(store, publisher, &order, &after, Action::Cancel).await {
+            match change_status(store, &order, &after, Action::Cancel).await {
                 Ok(()) => summary.cancelled += 1,
                 Err(e) if e.code == ErrorCode::Conflict => summary.skipped += 1,
                 Err(e) => {
@@ -108,14 +102,8 @@ pub async fn run<S: OrderStore, P: EventPublisher>(
                 }
             }
         } else if order.reminded_at.is_none() {
-            // Publish first: the reminder's id is stable per order, so if recording it fails the
-            // next run publishes the same event again and consumers drop the repeat.
-            if let Err(e) = publisher.publish(&payment_reminder(&order)).await {
-                tracing::error!(order_id = %order.id, error = %e, "could not publish a payment reminder");
-                summary.failed += 1;
-                continue;
-            }
-            match store.mark_reminded(&order.id).await {
+            // The reminder is recorded with its event, in one write: never one without the other.
+            match store.mark_reminded(&order.id, &payment_reminder(&order)).await {
                 Ok(true) => summary.reminded += 1,
                 Ok(false) => summary.skipped += 1,
                 Err(e) => {

@@ -4,7 +4,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use orders_api::store::DynamoOrderStore;
 use serde_json::Value;
 use shared::config::{aws_sdk_config, required_env};
-use shared::events::{SnsPublisher, Topic};
+use shared::outbox::OutboxTable;
 use unpaid_orders_job::{run, JobInput, Thresholds};
 
 #[tokio::main]
@@ -15,14 +15,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         aws_sdk_dynamodb::Client::new(&config),
         required_env("ORDERS_TABLE")?,
         required_env("PRODUCTS_TABLE")?,
+        OutboxTable::from_env()?,
     );
-    let publisher = SnsPublisher::from_env(aws_sdk_sns::Client::new(&config), &[Topic::OrderEvents])?;
     let configured = Thresholds::from_env()?;
-    let (store, publisher) = (&store, &publisher);
+    let store = &store;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let input: JobInput = serde_json::from_value(event.payload).unwrap_or_default();
         let thresholds = configured.with_input(&input)?;
-        let summary = run(store, publisher, thresholds, chrono::Utc::now()).await?;
+        let summary = run(store, thresholds, chrono::Utc::now()).await?;
         if summary.failed > 0 {
             // An error makes the scheduler retry; the run is safe to repeat.
             return Err(lambda_runtime::Error::from(format!("{} orders failed: {summary:?}", summary.failed)));

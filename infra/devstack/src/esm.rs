@@ -11,6 +11,7 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeN
 use axum::body::Bytes;
 use serde_json::{json, Map, Value};
 
+use crate::faults::Delivery;
 use crate::functions::SqsSource;
 use crate::runtime::FunctionPool;
 
@@ -58,6 +59,20 @@ pub async fn poll_once(
     if messages.is_empty() {
         return Ok(());
     }
+    // An injected fault ([`crate::faults`]): deliveries up to the nth fail, before or after the
+    // function runs on them.
+    let delivery = |m: &aws_sdk_sqs::types::Message| -> u32 {
+        m.attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1)
+    };
+    let (withheld, messages): (Vec<_>, Vec<_>) =
+        messages.into_iter().partition(|m| pool.faults.delivery_fails(delivery(m), Delivery::BeforeRunning));
+    let mut kept_back: BTreeSet<String> = withheld.iter().filter_map(|m| m.message_id.clone()).collect();
+    if messages.is_empty() {
+        return Ok(());
+    }
     let records: Vec<Value> = messages.iter().map(|m| record(m, source, region)).collect();
     let payload = Bytes::from(json!({ "Records": records }).to_string());
     let ids: BTreeSet<String> = messages.iter().filter_map(|m| m.message_id.clone()).collect();
@@ -76,6 +91,12 @@ pub async fn poll_once(
             ids.clone()
         }
     };
+
+    let mut failed = failed;
+    for m in messages.iter().filter(|m| pool.faults.delivery_fails(delivery(m), Delivery::AfterRunning)) {
+        failed.extend(m.message_id.clone());
+    }
+    failed.append(&mut kept_back);
 
     let receipts: HashMap<&str, &str> =
         messages.iter().filter_map(|m| Some((m.message_id.as_deref()?, m.receipt_handle.as_deref()?))).collect();

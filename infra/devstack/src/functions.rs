@@ -28,6 +28,7 @@ pub struct FunctionSpec {
     pub max_concurrency: usize,
     pub routes: Vec<ApiRoute>,
     pub queues: Vec<SqsSource>,
+    pub streams: Vec<StreamSource>,
     pub schedules: Vec<ScheduleSource>,
     /// `FunctionUrlConfig`: devstack serves the function at a URL of its own.
     pub function_url: Option<FunctionUrl>,
@@ -63,6 +64,25 @@ pub struct SqsSource {
     pub queue_url: String,
     pub batch_size: i32,
     pub report_batch_item_failures: bool,
+    pub enabled: bool,
+}
+
+/// A `DynamoDB` event source: a table's stream, read as [`crate::stream_esm`] describes.
+#[derive(Debug, Clone)]
+pub struct StreamSource {
+    pub event_name: String,
+    pub stream_arn: String,
+    pub starting_position: aws_sdk_dynamodbstreams::types::ShardIteratorType,
+    pub batch_size: usize,
+    /// `None` retries until the batch succeeds or is too old (`-1`, Lambda's default).
+    pub maximum_retry_attempts: Option<i64>,
+    pub maximum_record_age: Option<Duration>,
+    pub bisect_on_error: bool,
+    pub report_batch_item_failures: bool,
+    /// `DestinationConfig.OnFailure.Destination`, an SQS queue.
+    pub on_failure_queue_url: Option<String>,
+    /// The patterns of `FilterCriteria.Filters`.
+    pub filters: Vec<Value>,
     pub enabled: bool,
 }
 
@@ -172,6 +192,7 @@ pub fn function_specs(template: &Template, stack: &Stack, bin_dir: &Path) -> Res
             max_concurrency: number("ReservedConcurrentExecutions", DEFAULT_MAX_CONCURRENCY as u64)?.max(1) as usize,
             routes: Vec::new(),
             queues: Vec::new(),
+            streams: Vec::new(),
             schedules: Vec::new(),
             function_url: None,
         };
@@ -216,6 +237,9 @@ pub fn function_specs(template: &Template, stack: &Stack, bin_dir: &Path) -> Res
                         enabled: ep.get("Enabled").is_none_or(|e| e != false && e != "false"),
                     });
                 }
+                "DynamoDB" => spec
+                    .streams
+                    .push(stream_source(stack, event_name, ep).with_context(|| format!("{id}.{event_name}"))?),
                 kind @ ("Schedule" | "ScheduleV2") => {
                     let key = if kind == "Schedule" { "Schedule" } else { "ScheduleExpression" };
                     let expression = scalar_string(&ep[key])?;
@@ -245,6 +269,56 @@ pub fn function_specs(template: &Template, stack: &Stack, bin_dir: &Path) -> Res
         specs.push(spec);
     }
     Ok(specs)
+}
+
+fn stream_source(stack: &Stack, event_name: &str, ep: &Value) -> Result<StreamSource> {
+    use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+    let integer =
+        |key: &str| -> Result<Option<i64>> { ep.get(key).map(|v| Ok(scalar_string(v)?.parse::<i64>()?)).transpose() };
+    let starting_position = match scalar_string(&ep["StartingPosition"])?.as_str() {
+        "TRIM_HORIZON" => ShardIteratorType::TrimHorizon,
+        "LATEST" => ShardIteratorType::Latest,
+        other => bail!("StartingPosition {other:?}: devstack reads TRIM_HORIZON or LATEST"),
+    };
+    let on_failure_queue_url = match ep.pointer("/DestinationConfig/OnFailure/Destination") {
+        Some(arn) => {
+            let arn = scalar_string(arn)?;
+            let queue = stack
+                .find_by_attribute("Arn", &arn)
+                .ok_or_else(|| anyhow!("on-failure destination {arn} is not a queue of the stack"))?;
+            Some(stack.physical_id(queue)?.to_string())
+        }
+        None => None,
+    };
+    let filters = ep
+        .pointer("/FilterCriteria/Filters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let pattern = scalar_string(&f["Pattern"])?;
+            serde_json::from_str(&pattern).with_context(|| format!("filter pattern {pattern:?} is not JSON"))
+        })
+        .collect::<Result<Vec<Value>>>()?;
+    let flag = |key: &str| ep.get(key).is_some_and(|v| v == true || v == "true");
+    Ok(StreamSource {
+        event_name: event_name.to_string(),
+        stream_arn: scalar_string(&ep["Stream"])?,
+        starting_position,
+        batch_size: integer("BatchSize")?.unwrap_or(100).clamp(1, 10_000) as usize,
+        maximum_retry_attempts: integer("MaximumRetryAttempts")?.filter(|n| *n >= 0),
+        maximum_record_age: integer("MaximumRecordAgeInSeconds")?
+            .filter(|n| *n >= 0)
+            .map(|n| Duration::from_secs(n as u64)),
+        bisect_on_error: flag("BisectBatchOnFunctionError"),
+        report_batch_item_failures: ep
+            .get("FunctionResponseTypes")
+            .and_then(Value::as_array)
+            .is_some_and(|t| t.iter().any(|x| x == "ReportBatchItemFailures")),
+        on_failure_queue_url,
+        filters,
+        enabled: ep.get("Enabled").is_none_or(|e| e != false && e != "false"),
+    })
 }
 
 /// The cargo binary of a function: `Metadata.BuildProperties.Binary`, else the `CodeUri` folder.

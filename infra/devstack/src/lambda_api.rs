@@ -1,15 +1,15 @@
 //! The Lambda `Invoke` API for the functions' own SDK clients (`AWS_ENDPOINT_URL_LAMBDA`), so a
 //! function can call another synchronously the way it would on AWS. It also offers tests one
-//! fault to inject: `POST /_devstack/functions/{name}/outage {"seconds": N}` makes the Lambda
-//! service answer `503 ServiceException` for that function until the time is up.
+//! the faults of [`crate::faults`] to inject: `POST /_devstack/functions/{name}/outage`,
+//! `/kill-on` and `/fail-deliveries`.
 //!
 //! `POST /_devstack/schedules/{name}/run` runs a function's schedule now (its first `Schedule`
 //! event), so a test need not wait for the rule; a JSON body, if any, replaces the event. The
 //! answer is the function's result, or `502` with its error.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -24,7 +24,6 @@ use crate::runtime::{FunctionPool, InvokeError};
 pub struct LambdaApi {
     /// By function name, ARN and logical id.
     functions: HashMap<String, Arc<FunctionPool>>,
-    outages: Mutex<HashMap<String, Instant>>,
     region: String,
     account_id: String,
 }
@@ -41,19 +40,7 @@ impl LambdaApi {
             functions.insert(pool.spec.arn.clone(), pool.clone());
             functions.insert(logical_id, pool);
         }
-        LambdaApi { functions, outages: Mutex::default(), region: region.into(), account_id: account_id.into() }
-    }
-
-    fn in_outage(&self, name: &str) -> bool {
-        let mut outages = self.outages.lock().unwrap();
-        match outages.get(name) {
-            Some(until) if Instant::now() < *until => true,
-            Some(_) => {
-                outages.remove(name);
-                false
-            }
-            None => false,
-        }
+        LambdaApi { functions, region: region.into(), account_id: account_id.into() }
     }
 }
 
@@ -61,6 +48,8 @@ pub fn router(api: Arc<LambdaApi>) -> Router {
     Router::new()
         .route("/2015-03-31/functions/{name}/invocations", post(invoke))
         .route("/_devstack/functions/{name}/outage", post(outage))
+        .route("/_devstack/functions/{name}/kill-on", post(kill_on))
+        .route("/_devstack/functions/{name}/fail-deliveries", post(fail_deliveries))
         .route("/_devstack/schedules/{name}/run", post(run_schedule))
         .with_state(api)
 }
@@ -82,7 +71,7 @@ async fn invoke(
     let Some(pool) = api.functions.get(&name).cloned() else {
         return error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {name}"));
     };
-    if api.in_outage(&pool.spec.name) {
+    if pool.faults.in_outage() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "ServiceException", "injected outage (devstack)");
     }
     if headers.get("x-amz-invocation-type").and_then(|v| v.to_str().ok()) == Some("Event") {
@@ -117,12 +106,36 @@ async fn outage(State(api): State<Arc<LambdaApi>>, Path(name): Path<String>, Jso
         return error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {name}"));
     };
     let seconds = body.get("seconds").and_then(Value::as_f64).unwrap_or(0.0).max(0.0);
-    let mut outages = api.outages.lock().unwrap();
-    if seconds == 0.0 {
-        outages.remove(&pool.spec.name);
+    pool.faults.set_outage(Duration::from_secs_f64(seconds));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn kill_on(State(api): State<Arc<LambdaApi>>, Path(name): Path<String>, Json(body): Json<Value>) -> Response {
+    let Some(pool) = api.functions.get(&name) else {
+        return error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {name}"));
+    };
+    let marker = body.get("marker").and_then(Value::as_str).unwrap_or_default();
+    let count = body.get("count").and_then(Value::as_u64).unwrap_or(1) as usize;
+    pool.faults.kill_on_marker(marker, count);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn fail_deliveries(
+    State(api): State<Arc<LambdaApi>>,
+    Path(name): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let Some(pool) = api.functions.get(&name) else {
+        return error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {name}"));
+    };
+    let upto = body.get("upto").and_then(Value::as_u64).unwrap_or(0) as u32;
+    let seconds = body.get("seconds").and_then(Value::as_f64).unwrap_or(0.0).max(0.0);
+    let when = if body.get("before").and_then(Value::as_bool).unwrap_or(false) {
+        crate::faults::Delivery::BeforeRunning
     } else {
-        outages.insert(pool.spec.name.clone(), Instant::now() + Duration::from_secs_f64(seconds));
-    }
+        crate::faults::Delivery::AfterRunning
+    };
+    pool.faults.fail_deliveries(upto, when, Duration::from_secs_f64(seconds));
     StatusCode::NO_CONTENT.into_response()
 }
 

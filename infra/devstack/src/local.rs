@@ -1,5 +1,5 @@
 //! Assembling the local API from a provisioned stack: one [`FunctionPool`] per function, the SQS
-//! pollers, the schedules, the authorizers and the [`Gateway`]. `devstack up` serves it; tests and benchmarks can
+//! pollers and stream readers, the schedules, the authorizers and the [`Gateway`]. `devstack up` serves it; tests and benchmarks can
 //! build it in-process.
 
 use std::collections::{BTreeMap, HashMap};
@@ -24,6 +24,7 @@ pub struct LocalApi {
     pub pools: BTreeMap<String, Arc<FunctionPool>>,
     pub route_count: usize,
     pub queue_mappings: usize,
+    pub stream_mappings: usize,
     pub schedules: usize,
     /// The function URLs served, by logical id.
     pub function_urls: BTreeMap<String, String>,
@@ -40,6 +41,8 @@ pub struct LocalEndpoints {
     pub websocket_management: Option<String>,
     /// How long an idle WebSocket connection stays open.
     pub websocket_idle_timeout: Option<std::time::Duration>,
+    /// Where the functions reach SNS instead of the emulator: a [`crate::proxy::Proxy`].
+    pub sns: Option<String>,
 }
 
 /// What every function instance gets on top of the template's environment: the emulator, and
@@ -61,6 +64,9 @@ pub fn local_environment(stack: &Stack, endpoints: &LocalEndpoints) -> BTreeMap<
     if let Some(endpoint) = &endpoints.websocket_management {
         env.insert("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI".to_string(), endpoint.clone());
     }
+    if let Some(endpoint) = &endpoints.sns {
+        env.insert("AWS_ENDPOINT_URL_SNS".to_string(), endpoint.clone());
+    }
     env
 }
 
@@ -77,6 +83,7 @@ pub fn assemble(
     let local_env = local_environment(stack, endpoints);
     let mut routes = Vec::new();
     let mut queue_mappings = 0;
+    let mut stream_mappings = 0;
     let mut schedule_count = 0;
     let mut function_urls = BTreeMap::new();
     let mut pools = BTreeMap::new();
@@ -84,6 +91,7 @@ pub fn assemble(
     for spec in function_specs(template, stack, bin_dir)? {
         let (id, arn, queues, spec_routes) =
             (spec.logical_id.clone(), spec.arn.clone(), spec.queues.clone(), spec.routes.clone());
+        let streams = spec.streams.clone();
         let schedules = spec.schedules.clone();
         let function_url = spec.function_url.clone();
         let pool = FunctionPool::new(spec, local_env.clone(), output);
@@ -92,6 +100,10 @@ pub fn assemble(
             for source in queues {
                 esm::spawn_pollers(clients.sqs.clone(), stack.region.clone(), source, pool.clone());
                 queue_mappings += 1;
+            }
+            for source in streams {
+                crate::stream_esm::spawn(clients.streams.clone(), clients.sqs.clone(), source, pool.clone());
+                stream_mappings += 1;
             }
             for schedule in schedules.into_iter().filter(|s| s.enabled) {
                 spawn_schedule(schedule, pool.clone(), stack.region.clone(), stack.account_id.clone());
@@ -155,6 +167,7 @@ pub fn assemble(
         pools,
         route_count,
         queue_mappings,
+        stream_mappings,
         schedules: schedule_count,
         function_urls,
         websocket,

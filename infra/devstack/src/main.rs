@@ -46,6 +46,33 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         ws_idle_timeout: u64,
     },
+    /// Move a dead-letter queue's messages back to the queue whose redrive policy names it.
+    Redrive {
+        /// The DLQ, by name or URL.
+        #[arg(long)]
+        queue: String,
+        /// The queue to move them into; it must name the DLQ in its redrive policy. Found from
+        /// the queues' attributes when not given.
+        #[arg(long)]
+        to: Option<String>,
+        /// At most this many messages (moved here; SQS's own move task takes them all).
+        #[arg(long, default_value_t = 10_000)]
+        limit: usize,
+        /// `aws`: SQS's StartMessageMoveTask; `local`: move the messages here (no emulator has
+        /// that API); `auto`: `aws` exactly when no AWS endpoint variable points at an emulator.
+        #[arg(long, value_enum, default_value_t = RedriveMode::Auto)]
+        mode: RedriveMode,
+        /// With `aws`: messages a second (SQS's default when not given).
+        #[arg(long)]
+        per_second: Option<i32>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RedriveMode {
+    Auto,
+    Local,
+    Aws,
 }
 
 #[derive(Args)]
@@ -91,7 +118,51 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Up { common, listen, bin_dir, ws_listen, ws_idle_timeout } => {
             up(common, listen, bin_dir, ws_listen, Duration::from_secs(ws_idle_timeout)).await
         }
+        Command::Redrive { queue, to, limit, mode, per_second } => {
+            redrive_queue(&queue, to.as_deref(), limit, mode, per_second).await
+        }
     }
+}
+
+async fn redrive_queue(
+    queue: &str,
+    to: Option<&str>,
+    limit: usize,
+    mode: RedriveMode,
+    per_second: Option<i32>,
+) -> Result<()> {
+    use devstack::redrive;
+    let clients = Clients::from_env().await;
+    let on_aws = match mode {
+        RedriveMode::Aws => true,
+        RedriveMode::Local => false,
+        RedriveMode::Auto => shared::config::service_endpoint("SQS").is_none(),
+    };
+    let plan = redrive::resolve(&clients.sqs, queue, to).await?;
+    println!("devstack: redrive {} -> {}", plan.dlq_url, plan.source_url);
+    if on_aws {
+        let task = redrive::move_task(&clients.sqs, &plan, per_second)
+            .send()
+            .await
+            .map_err(|e| anyhow!("StartMessageMoveTask: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+        println!(
+            "devstack: SQS move task {} started; follow it with `aws sqs list-message-move-tasks --source-arn {}`",
+            task.task_handle.unwrap_or_default(),
+            plan.dlq_arn
+        );
+        return Ok(());
+    }
+    let moved = redrive::move_messages(&clients.sqs, &plan, limit).await?;
+    for m in &moved {
+        println!(
+            "devstack: moved {} ({}, received {} times)",
+            m.message_id,
+            m.event_type.as_deref().unwrap_or("no type"),
+            m.receive_count.as_deref().unwrap_or("?")
+        );
+    }
+    println!("devstack: moved {} message(s) back to {}", moved.len(), plan.source_url);
+    Ok(())
 }
 
 async fn provision_stack(common: &Common) -> Result<(Template, Clients, Stack)> {
@@ -126,6 +197,7 @@ async fn up(
     })?;
     check_binaries(&Template::load(&common.template)?, &bin_dir)?;
     let (template, clients, stack) = provision_stack(&common).await?;
+    devstack::dlq::spawn_depth_watch(clients.sqs.clone(), devstack::dlq::dead_letter_queues(&template, &stack)?);
     // The Lambda API the functions call one another through, on a port of its own.
     let lambda_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the Lambda API")?;
     let lambda_endpoint = format!("http://{}", lambda_listener.local_addr()?);
@@ -133,10 +205,14 @@ async fn up(
         .await
         .map_err(|e| anyhow!("cannot listen on {ws_listen} for the WebSocket API: {e} (pass --ws-listen HOST:PORT)"))?;
     let stage = template_websocket_stage(&template, &stack);
+    // The functions reach SNS through a proxy that a test can take off the network.
+    let sns_endpoint = stack.service_endpoint("SNS").ok_or_else(|| anyhow!("no SNS endpoint in the stack"))?;
+    let sns = devstack::proxy::Proxy::start(&sns_endpoint).await?;
     let endpoints = devstack::local::LocalEndpoints {
         lambda: Some(lambda_endpoint.clone()),
         websocket_management: Some(format!("http://{ws_listen}/{stage}")),
         websocket_idle_timeout: Some(ws_idle),
+        sns: Some(sns.url()),
     };
     let local = assemble(&template, &stack, &clients, &bin_dir, Output::Print, true, &endpoints)?;
     if let Some(ws) = local.websocket.clone() {
@@ -150,7 +226,7 @@ async fn up(
     }
     let lambda_api = Arc::new(LambdaApi::new(local.pools.clone(), &stack.region, &stack.account_id));
     tokio::spawn(async move {
-        let _ = axum::serve(lambda_listener, lambda_router(lambda_api)).await;
+        let _ = axum::serve(lambda_listener, lambda_router(lambda_api).merge(devstack::proxy::router(sns))).await;
     });
     std::fs::write(common.state.with_file_name("lambda"), &lambda_endpoint)?;
     // Function URLs by logical id, for clients and tests.
@@ -161,10 +237,13 @@ async fn up(
     for (id, url) in &local.function_urls {
         println!("devstack: function URL of {id}: {url}");
     }
-    let (route_count, mappings, schedules) = (local.route_count, local.queue_mappings, local.schedules);
+    let (route_count, mappings, streams, schedules) =
+        (local.route_count, local.queue_mappings, local.stream_mappings, local.schedules);
 
     let base = format!("http://{listen}");
-    println!("devstack: {route_count} routes, {mappings} queue mappings, {schedules} schedules");
+    println!(
+        "devstack: {route_count} routes, {mappings} queue mappings, {streams} stream mappings, {schedules} schedules"
+    );
     println!("devstack: run a schedule now: curl -X POST {lambda_endpoint}/_devstack/schedules/<function>/run");
     println!("devstack: API listening on {base}");
     println!("devstack: try  curl -s -X POST {base}/auth/signup -H 'content-type: application/json' \\");

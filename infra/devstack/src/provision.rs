@@ -40,6 +40,7 @@ pub const SUPPORTED_TYPES: &[&str] = &[
     "AWS::ApiGatewayV2::Integration",
     "AWS::ApiGatewayV2::Stage",
     "AWS::Lambda::Permission",
+    "AWS::CloudWatch::Alarm",
 ];
 
 /// The services devstack provisions, each as (its name, the suffix of its endpoint variable).
@@ -154,6 +155,9 @@ pub async fn provision(template: &Template, clients: &Clients, mut stack: Stack)
             | "AWS::ApiGatewayV2::Integration"
             | "AWS::ApiGatewayV2::Stage"
             | "AWS::Lambda::Permission" => Ok(local_only(&stack, &r)),
+            // No emulator here evaluates alarms: devstack prints each DLQ's depth instead
+            // (`dlq_depths`), which is what the DLQ alarms watch.
+            "AWS::CloudWatch::Alarm" => Ok(local_only(&stack, &r)),
             "AWS::Cognito::UserPool" => cognito::user_pool(clients, &stack, &r, &props).await,
             "AWS::Cognito::UserPoolClient" => cognito::user_pool_client(clients, &stack, &r, &props).await,
             "AWS::Cognito::UserPoolGroup" => cognito::user_pool_group(clients, &r, &props).await,

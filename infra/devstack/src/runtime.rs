@@ -22,6 +22,7 @@ use axum::Router;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::faults::Faults;
 use crate::functions::FunctionSpec;
 
 /// How long Lambda allows for a function's init phase.
@@ -40,6 +41,9 @@ pub enum InvokeError {
     Crashed(String),
     #[error("could not start the function: {0}")]
     Spawn(String),
+    /// An outage injected by a test (`POST /_devstack/functions/{name}/outage`).
+    #[error("the function is in an injected outage")]
+    Outage,
 }
 
 /// What one invocation cost, as in Lambda's `REPORT` line.
@@ -131,6 +135,9 @@ struct RuntimeApi {
     init_error: Mutex<Option<String>>,
     /// Set when the process is gone, to release a `/next` request still waiting.
     closed: tokio::sync::watch::Sender<bool>,
+    faults: Arc<Faults>,
+    /// Set when a kill on a marker took this instance: its responses are never delivered.
+    killed_on_marker: AtomicBool,
 }
 
 struct Instance {
@@ -140,7 +147,7 @@ struct Instance {
     to_runtime: mpsc::Sender<Invocation>,
     api: Arc<RuntimeApi>,
     alive: Arc<AtomicBool>,
-    kill: Mutex<Option<oneshot::Sender<()>>>,
+    kill: Arc<Mutex<Option<oneshot::Sender<()>>>>,
 }
 
 impl Instance {
@@ -165,6 +172,8 @@ pub struct FunctionPool {
     idle: Mutex<Vec<Arc<Instance>>>,
     all: Mutex<Vec<Arc<Instance>>>,
     instance_counter: AtomicU64,
+    /// What a test injects into this function ([`crate::faults`]).
+    pub faults: Arc<Faults>,
 }
 
 impl FunctionPool {
@@ -177,6 +186,7 @@ impl FunctionPool {
             idle: Mutex::new(Vec::new()),
             all: Mutex::new(Vec::new()),
             instance_counter: AtomicU64::new(0),
+            faults: Arc::default(),
         })
     }
 
@@ -196,6 +206,9 @@ impl FunctionPool {
     /// Invokes the function with `payload` and waits for its whole response (a streamed one is
     /// gathered).
     pub async fn invoke(&self, payload: Bytes) -> Result<Invoked, InvokeError> {
+        if self.faults.in_outage() {
+            return Err(InvokeError::Outage);
+        }
         let permit =
             self.permits.clone().acquire_owned().await.map_err(|_| InvokeError::Spawn("pool closed".into()))?;
         let (instance, cold, request_id, outcome) = self.dispatch(payload).await?;
@@ -218,6 +231,9 @@ impl FunctionPool {
     /// Invokes the function and hands out its response stream as it comes (Lambda response
     /// streaming). The instance stays busy until the stream ends, or is stopped at the timeout.
     pub async fn invoke_streaming(self: &Arc<Self>, payload: Bytes) -> Result<StreamedInvocation, InvokeError> {
+        if self.faults.in_outage() {
+            return Err(InvokeError::Outage);
+        }
         let permit =
             self.permits.clone().acquire_owned().await.map_err(|_| InvokeError::Spawn("pool closed".into()))?;
         let started = Instant::now();
@@ -360,6 +376,8 @@ impl FunctionPool {
             first_next: OnceLock::new(),
             init_error: Mutex::new(None),
             closed: tokio::sync::watch::Sender::new(false),
+            faults: self.faults.clone(),
+            killed_on_marker: AtomicBool::new(false),
         });
         let server = tokio::spawn({
             let app = runtime_api_router(api.clone());
@@ -395,6 +413,8 @@ impl FunctionPool {
         })?;
         let pid = child.id().unwrap_or_default();
         let recent: Arc<Mutex<VecDeque<String>>> = Arc::default();
+        let (kill, killed) = oneshot::channel::<()>();
+        let kill = Arc::new(Mutex::new(Some(kill)));
         for stream in [
             child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
             child.stderr.take().map(|s| Box::new(s) as _),
@@ -403,11 +423,19 @@ impl FunctionPool {
         .flatten()
         {
             let (binary, output, recent) = (spec.binary.clone(), self.output, recent.clone());
+            let (api, kill) = (api.clone(), kill.clone());
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     if output == Output::Print {
                         println!("[{binary}] {line}");
+                    }
+                    if api.faults.take_kill(&line) {
+                        eprintln!("[devstack] {binary}: killed on its marker (an injected fault)");
+                        api.killed_on_marker.store(true, Ordering::SeqCst);
+                        if let Some(k) = kill.lock().unwrap().take() {
+                            let _ = k.send(());
+                        }
                     }
                     let mut recent = recent.lock().unwrap();
                     if recent.len() == KEPT_OUTPUT_LINES {
@@ -419,7 +447,6 @@ impl FunctionPool {
         }
 
         let alive = Arc::new(AtomicBool::new(true));
-        let (kill, killed) = oneshot::channel::<()>();
         tokio::spawn({
             let (alive, api, binary) = (alive.clone(), api.clone(), spec.binary.clone());
             async move {
@@ -442,15 +469,8 @@ impl FunctionPool {
             }
         });
 
-        let instance = Arc::new(Instance {
-            pid,
-            started,
-            invocations: AtomicU64::new(0),
-            to_runtime,
-            api,
-            alive,
-            kill: Mutex::new(Some(kill)),
-        });
+        let instance =
+            Arc::new(Instance { pid, started, invocations: AtomicU64::new(0), to_runtime, api, alive, kill });
         self.all.lock().unwrap().retain(|i| i.is_alive());
         self.all.lock().unwrap().push(instance.clone());
         Ok(instance)
@@ -523,6 +543,13 @@ async fn invocation_response(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> StatusCode {
+    if api.faults.kill_armed() {
+        // Let the output the function wrote before answering reach its reader, which may kill.
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    if api.killed_on_marker.load(Ordering::SeqCst) {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
     let Some(pending) = api.pending.lock().unwrap().remove(&id) else {
         return StatusCode::BAD_REQUEST;
     };

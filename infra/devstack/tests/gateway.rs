@@ -27,6 +27,7 @@ fn fixture_pool(name: &str, script: &str) -> Arc<FunctionPool> {
         max_concurrency: 2,
         routes: vec![],
         queues: vec![],
+        streams: vec![],
         schedules: vec![],
         function_url: None,
     };

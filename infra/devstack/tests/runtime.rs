@@ -23,6 +23,7 @@ fn spec(timeout: Duration, max_concurrency: usize) -> FunctionSpec {
         max_concurrency,
         routes: vec![],
         queues: vec![],
+        streams: vec![],
         schedules: vec![],
         function_url: None,
     }
