@@ -430,7 +430,7 @@ impl EventPublisher for SnsPublisher {
 #[derive(Debug, Default)]
 pub struct RecordingPublisher {
     pub published: std::sync::Mutex<Vec<Envelope>>,
-    /// When set, every publish fails (to test compensation paths).
+    /// When set, every publish fails (to test the relay's retries).
     pub fail: std::sync::atomic::AtomicBool,
 }
 

@@ -165,25 +165,31 @@ impl Mapping {
         }
     }
 
-    /// Reads one shard to its end (forever, while it is open).
-    async fn read_shard(&self, shard: String, position: ShardIteratorType) {
-        let mut iterator = loop {
-            match self
-                .streams
-                .get_shard_iterator()
-                .stream_arn(&self.source.stream_arn)
-                .shard_id(&shard)
-                .shard_iterator_type(position.clone())
-                .send()
-                .await
-            {
-                Ok(out) => break out.shard_iterator,
+    /// An iterator at `position` of `shard`, or just after `after` when given; retried until the
+    /// stream answers.
+    async fn iterator(&self, shard: &str, position: &ShardIteratorType, after: Option<&str>) -> Option<String> {
+        loop {
+            let request = self.streams.get_shard_iterator().stream_arn(&self.source.stream_arn).shard_id(shard);
+            let request = match after {
+                Some(seq) => request.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(seq),
+                None => request.shard_iterator_type(position.clone()),
+            };
+            match request.send().await {
+                Ok(out) => return out.shard_iterator,
                 Err(e) => {
                     eprintln!("[devstack] shard iterator of {shard}: {}", sdk(e));
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
-        };
+        }
+    }
+
+    /// Reads one shard to its end (forever, while it is open).
+    async fn read_shard(&self, shard: String, position: ShardIteratorType) {
+        let mut iterator = self.iterator(&shard, &position, None).await;
+        // The last sequence number read (delivered or pending), to carry on after it with a new
+        // iterator when the stream refuses the current one.
+        let mut last_read: Option<String> = None;
         let mut pending: VecDeque<Value> = VecDeque::new();
         loop {
             let mut idle = true;
@@ -193,6 +199,10 @@ impl Mapping {
                         Ok(out) => {
                             let records = out.records.unwrap_or_default();
                             idle = records.is_empty();
+                            if let Some(seq) = records.last().and_then(|r| r.dynamodb.as_ref()?.sequence_number.clone())
+                            {
+                                last_read = Some(seq);
+                            }
                             pending.extend(
                                 records
                                     .iter()
@@ -202,8 +212,21 @@ impl Mapping {
                             iterator = out.next_shard_iterator;
                         }
                         Err(e) => {
-                            eprintln!("[devstack] reading {shard}: {}", sdk(e));
-                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            // An expired iterator (15 minutes), or one the stream no longer takes:
+                            // carry on after the last record read. (DynamoDB Local answers
+                            // TrimmedDataAccessException for an iterator taken while its shard was
+                            // empty once other tables' records have moved its sequence numbers on.)
+                            let refused = e.as_service_error().is_some_and(|s| {
+                                s.is_expired_iterator_exception() || s.is_trimmed_data_access_exception()
+                            });
+                            if refused {
+                                tokio::time::sleep(POLL_INTERVAL).await;
+                                iterator =
+                                    self.iterator(&shard, &ShardIteratorType::TrimHorizon, last_read.as_deref()).await;
+                            } else {
+                                eprintln!("[devstack] reading {shard}: {}", sdk(e));
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
                             continue;
                         }
                     }
