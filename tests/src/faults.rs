@@ -111,6 +111,22 @@ impl FaultStack {
         depths
     }
 
+    /// The orders outbox's records of `event_type` about `order_id`.
+    pub async fn outbox_records(&self, order_id: &str, event_type: &str) -> usize {
+        let query = self
+            .local
+            .aws
+            .ddb
+            .query()
+            .table_name(self.local.id("OrdersOutboxTable"))
+            .key_condition_expression("aggregate_id = :order")
+            .filter_expression("event_type = :type")
+            .expression_attribute_values(":order", AttributeValue::S(order_id.into()))
+            .expression_attribute_values(":type", AttributeValue::S(event_type.into()))
+            .consistent_read(true);
+        shared::store::query_count(query).await.expect("the orders outbox") as usize
+    }
+
     /// How often the analytics consumer counted `event_type` for `user_id`.
     pub async fn analytics_count(&self, user_id: &str, event_type: &str) -> i64 {
         let item = self
@@ -148,12 +164,19 @@ pub struct Outcome {
     pub stock_drift: (i64, i64),
     /// Messages left in dead-letter queues (none is explained by these faults).
     pub dead_letters: BTreeMap<String, u64>,
+    /// Orders without exactly one `order.created` record in the orders outbox: announced some
+    /// other way than through it, or twice.
+    pub outbox_mismatches: usize,
     pub took: Duration,
 }
 
 impl Outcome {
     pub fn clean(&self) -> bool {
-        self.lost == 0 && self.duplicated == 0 && self.stock_drift == (0, 0) && self.dead_letters.is_empty()
+        self.lost == 0
+            && self.duplicated == 0
+            && self.stock_drift == (0, 0)
+            && self.dead_letters.is_empty()
+            && self.outbox_mismatches == 0
     }
 }
 
@@ -322,6 +345,13 @@ pub async fn run(
         outcome.lost += (expected - counted).max(0) as usize;
         outcome.duplicated += (counted - expected).max(0) as usize;
     }
+    for orders in by_buyer.values() {
+        for order in orders {
+            if stack.outbox_records(order, "order.created").await != 1 {
+                outcome.outbox_mismatches += 1;
+            }
+        }
+    }
     let (available, reserved) = crate::stock(local, &shop.product).await;
     outcome.stock_drift = (available + reserved - STOCK, reserved - ORDERS as i64);
     outcome.dead_letters =
@@ -389,7 +419,7 @@ impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}: {} orders ({} placed during the fault, {} first attempts failed), lost {}, duplicated {}, stock drift {:?}, dead letters {:?}, {:.1} s",
+            "{}: {} orders ({} placed during the fault, {} first attempts failed), lost {}, duplicated {}, stock drift {:?}, dead letters {:?}, orders without exactly one outbox record {}, {:.1} s",
             self.fault,
             self.orders,
             self.during_fault,
@@ -398,6 +428,7 @@ impl std::fmt::Display for Outcome {
             self.duplicated,
             self.stock_drift,
             self.dead_letters,
+            self.outbox_mismatches,
             self.took.as_secs_f64()
         )
     }
