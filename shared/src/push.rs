@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -58,14 +58,8 @@ pub const ENQUEUE_RETRY: RetryPolicy = RetryPolicy {
 /// Sends `job`, retrying with backoff; the error is the last attempt's. The queue's
 /// deduplication ids make a retry of a send that did arrive harmless.
 pub async fn enqueue_with_retries(queue: &impl PushJobs, job: &PushJob, policy: RetryPolicy) -> Result<(), String> {
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(policy.initial_delay)
-        .with_max_delay(policy.max_delay)
-        .with_factor(policy.multiplier)
-        .with_max_times(policy.max_attempts.saturating_sub(1))
-        .with_jitter();
     (|| queue.send(job))
-        .retry(backoff)
+        .retry(policy.backoff())
         .notify(
             |e, wait| tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64, "push job not queued; retrying"),
         )

@@ -29,6 +29,18 @@ impl Default for RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The policy as a backon schedule: exponential, with jitter, `max_attempts` in all.
+    pub fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.initial_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(self.multiplier)
+            .with_max_times(self.max_attempts.saturating_sub(1))
+            .with_jitter()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
     Closed,
@@ -183,12 +195,7 @@ impl Resilient {
                 }
             }
         };
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.retry.initial_delay)
-            .with_max_delay(self.retry.max_delay)
-            .with_factor(self.retry.multiplier)
-            .with_max_times(self.retry.max_attempts.saturating_sub(1))
-            .with_jitter();
+        let backoff = self.retry.backoff();
         // A probe gets one attempt: retrying a half-open dependency is what the breaker prevents.
         let backoff = if permit == Permit::Probe { backoff.with_max_times(0) } else { backoff };
         let result = attempt
