@@ -31,14 +31,48 @@ impl HandlerError {
     }
 }
 
+/// Which delivery of its message a failed event was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The SQS message id: the same on every delivery of one message.
+    pub message_id: String,
+    /// `ApproximateReceiveCount`: 1 on the first delivery.
+    pub receive_count: u32,
+    /// The queue's `maxReceiveCount`, when it has a redrive policy.
+    pub max_receive_count: Option<u32>,
+}
+
+impl Delivery {
+    /// Whether SQS moves the message to the DLQ instead of delivering it again.
+    pub fn is_last(&self) -> bool {
+        self.max_receive_count.is_some_and(|max| self.receive_count >= max)
+    }
+}
+
 /// What a consumer does with one event. Events of types it does not handle are acknowledged.
 pub trait EventHandler: Send + Sync {
     fn handle(&self, event: &Envelope) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Told when `handle` failed on `delivery`, before the record is reported failed; a handler
+    /// that keeps a record of its attempts (a saga step) writes it here.
+    fn failed(
+        &self,
+        _event: &Envelope,
+        _delivery: &Delivery,
+        _error: &HandlerError,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Makes a failed record visible again sooner than the queue's visibility timeout.
 pub trait RetryScheduler: Send + Sync {
     fn retry_after(&self, record: &SqsMessage, delay: Duration) -> impl Future<Output = ()> + Send;
+
+    /// The `maxReceiveCount` of the queue the record came from, if known.
+    fn max_receive_count(&self, _record: &SqsMessage) -> impl Future<Output = Option<u32>> + Send {
+        async { None }
+    }
 }
 
 /// Exponential backoff for failed records (seed 001 §9.2): `initial * multiplier^(n-1)`, capped.
@@ -93,8 +127,7 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
         for record in &batch.records {
             let message_id = record.message_id.clone().unwrap_or_default();
             if let Err(err) = self.process(record, deadline).await {
-                let receive_count =
-                    record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
+                let receive_count = receive_count(record);
                 tracing::error!(message_id = %message_id, receive_count, error = %err, "record failed");
                 self.retries.retry_after(record, self.backoff.delay(receive_count)).await;
                 let mut failure = BatchItemFailure::default();
@@ -134,6 +167,12 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
                     if let Err(release) = self.idempotency.release(&self.name, &event).await {
                         tracing::warn!(error = %release, "could not release the idempotency claim");
                     }
+                    let delivery = Delivery {
+                        message_id: record.message_id.clone().unwrap_or_default(),
+                        receive_count: receive_count(record),
+                        max_receive_count: self.retries.max_receive_count(record).await,
+                    };
+                    self.handler.failed(&event, &delivery, &err).await;
                     Err(err.into())
                 }
             }
@@ -141,6 +180,10 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
         .instrument(span)
         .await
     }
+}
+
+fn receive_count(record: &SqsMessage) -> u32 {
+    record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1)
 }
 
 /// Decodes a record's body: the envelope itself (raw delivery) or inside an SNS notification.
@@ -156,15 +199,28 @@ fn decode_record(record: &SqsMessage) -> Result<Envelope, RecordError> {
     serde_json::from_value(value).map_err(|e| RecordError::Undecodable(format!("not an event envelope: {e}")))
 }
 
-/// Shortens a failed record's visibility through `ChangeMessageVisibility`.
+/// Shortens a failed record's visibility through `ChangeMessageVisibility`, and reads the
+/// queue's `maxReceiveCount` from its `RedrivePolicy` (once per queue and instance).
 #[derive(Debug, Clone)]
 pub struct SqsRetryScheduler {
     client: aws_sdk_sqs::Client,
+    max_receive_counts: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Option<u32>>>>,
 }
 
 impl SqsRetryScheduler {
     pub fn new(client: aws_sdk_sqs::Client) -> Self {
-        SqsRetryScheduler { client }
+        SqsRetryScheduler { client, max_receive_counts: Default::default() }
+    }
+}
+
+/// `maxReceiveCount` of a queue's `RedrivePolicy` attribute (a JSON string; AWS writes the count
+/// as a number, some tools as a string).
+pub fn max_receive_count_of(redrive_policy: &str) -> Option<u32> {
+    let policy: Value = serde_json::from_str(redrive_policy).ok()?;
+    match policy.get("maxReceiveCount")? {
+        Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
     }
 }
 
@@ -199,6 +255,34 @@ impl RetryScheduler for SqsRetryScheduler {
         if let Err(err) = result {
             tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(err), "could not shorten visibility");
         }
+    }
+
+    async fn max_receive_count(&self, record: &SqsMessage) -> Option<u32> {
+        let arn = record.event_source_arn.as_deref()?;
+        if let Some(known) = self.max_receive_counts.lock().unwrap().get(arn) {
+            return *known;
+        }
+        let queue_url = queue_url_from_arn(arn)?;
+        let attributes = self
+            .client
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy)
+            .send()
+            .await;
+        let count = match attributes {
+            Ok(out) => out
+                .attributes()
+                .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy))
+                .and_then(|p| max_receive_count_of(p)),
+            Err(err) => {
+                // Unknown this time; asked again on the next failure.
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(err), "could not read the redrive policy");
+                return None;
+            }
+        };
+        self.max_receive_counts.lock().unwrap().insert(arn.to_string(), count);
+        count
     }
 }
 
@@ -366,6 +450,17 @@ mod tests {
         assert_eq!(b.delay(4), Duration::from_secs(8));
         assert_eq!(b.delay(5), Duration::from_secs(10));
         assert_eq!(b.delay(1000), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_last_delivery_is_the_one_at_max_receive_count() {
+        let d = |receive_count, max| Delivery { message_id: "m".into(), receive_count, max_receive_count: max };
+        assert!(!d(2, Some(3)).is_last());
+        assert!(d(3, Some(3)).is_last());
+        assert!(!d(9, None).is_last());
+        assert_eq!(max_receive_count_of(r#"{"deadLetterTargetArn":"x","maxReceiveCount":3}"#), Some(3));
+        assert_eq!(max_receive_count_of(r#"{"deadLetterTargetArn":"x","maxReceiveCount":"5"}"#), Some(5));
+        assert_eq!(max_receive_count_of("{}"), None);
     }
 
     #[test]

@@ -200,6 +200,13 @@ pub struct OrderStatusChange {
     pub total: Money,
     #[serde(default)]
     pub lines: Vec<OrderLine>,
+    /// `buyer` or `seller`: the order was closed because that party's account was deleted
+    /// (`order.cancelled` only); the deleted party is not notified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_party: Option<String>,
+    /// What was paid back, when a paid order was closed that way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded: Option<Money>,
 }
 
 /// A return of a delivered order (seed 004 §4): requested by the buyer, approved (the total is
@@ -309,6 +316,9 @@ impl DomainEvent for UserLogin {
 pub struct UserDeleted {
     pub user_id: String,
     pub deleted_by: String,
+    /// The seller account of a seller: their products and the orders placed with them go too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seller_id: Option<String>,
 }
 
 impl DomainEvent for UserDeleted {
@@ -326,6 +336,66 @@ impl DomainEvent for UserDisabled {
     const TYPE: &'static str = "user.disabled";
 }
 
+/// One step of a user's deletion saga is done (`crate::saga`): what the service did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeletionStepDone {
+    pub user_id: String,
+    /// The step's name in the saga record (`cart`, `orders`, ...).
+    pub step: String,
+    /// How many items the step changed (orders cancelled, products delisted, ...).
+    pub affected: u64,
+}
+
+macro_rules! deletion_step_events {
+    ($($name:ident => $type:literal),* $(,)?) => {
+        $(
+            #[doc = concat!("`", $type, "`: a deletion saga's step is done.")]
+            #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+            #[serde(transparent)]
+            pub struct $name(pub DeletionStepDone);
+
+            impl DomainEvent for $name {
+                const TYPE: &'static str = $type;
+            }
+        )*
+    };
+}
+
+deletion_step_events! {
+    UserCartCleared => "carts.user_cart_cleared",
+    UserOrdersClosed => "orders.user_orders_closed",
+    SellerDelisted => "products.seller_delisted",
+    AuthorAnonymised => "reviews.author_anonymised",
+    ChatAuthorAnonymised => "chat.author_anonymised",
+    UserNotificationsDeleted => "notifications.user_notifications_deleted",
+    UserProfileRemoved => "profiles.user_profile_removed",
+}
+
+/// Every step of a user's deletion saga is done; the admin who asked is told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserDeletionCompleted {
+    pub user_id: String,
+    pub deleted_by: String,
+    pub steps: Vec<String>,
+}
+
+impl DomainEvent for UserDeletionCompleted {
+    const TYPE: &'static str = "user.deletion_completed";
+}
+
+/// A step of a user's deletion saga failed on its last delivery; its message is in its DLQ.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserDeletionFailed {
+    pub user_id: String,
+    pub deleted_by: String,
+    pub step: String,
+    pub reason: String,
+}
+
+impl DomainEvent for UserDeletionFailed {
+    const TYPE: &'static str = "user.deletion_failed";
+}
+
 // ---- topics ---------------------------------------------------------------------------------
 
 /// The SNS topics of seed 001 §5.2.
@@ -341,6 +411,10 @@ impl Topic {
     pub fn for_event_type(event_type: &str) -> Option<Topic> {
         match event_type.split('.').next()? {
             "user" | "analytics" => Some(Topic::UserEvents),
+            // The steps of a user's deletion saga travel with the user's events.
+            "carts" | "orders" | "products" | "reviews" | "chat" | "notifications" | "profiles" => {
+                Some(Topic::UserEvents)
+            }
             "order" | "return" => Some(Topic::OrderEvents),
             "product" | "review" => Some(Topic::ProductEvents),
             _ => None,
@@ -561,8 +635,15 @@ mod tests {
             seller_id: "s".into(),
             total: Money { amount: 10, currency: "JPY".into() },
             lines: vec![line.clone()],
+            deleted_party: None,
+            refunded: None,
         };
         check(OrderPaid(change.clone()));
+        check(OrderCancelled(OrderStatusChange {
+            deleted_party: Some("buyer".into()),
+            refunded: Some(Money { amount: 10, currency: "JPY".into() }),
+            ..change.clone()
+        }));
         check(OrderShipped(change.clone()));
         check(OrderDelivered(change.clone()));
         check(OrderCancelled(change.clone()));
@@ -597,18 +678,41 @@ mod tests {
         check(ProductOutOfStock { product_id: "p".into(), seller_id: "s".into(), version: 2 });
         check(ProductDeleted { product_id: "p".into(), seller_id: "s".into(), version: 3 });
         check(UserLogin { user_id: "u".into(), email: "u@example.com".into(), source_ip: None });
-        check(UserDeleted { user_id: "u".into(), deleted_by: "admin".into() });
+        check(UserDeleted { user_id: "u".into(), deleted_by: "admin".into(), seller_id: None });
+        check(UserDeleted { user_id: "u".into(), deleted_by: "admin".into(), seller_id: Some("s".into()) });
+        for step in crate::saga::DeletionStep::ALL {
+            let json = serde_json::to_value(step.completion_event("test", "u", 2)).unwrap();
+            let validator = jsonschema::validator_for(&schema(json["type"].as_str().unwrap())).unwrap();
+            let errors: Vec<String> = validator.iter_errors(&json).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", json["type"]);
+        }
+        check(UserDeletionCompleted { user_id: "u".into(), deleted_by: "a".into(), steps: vec!["cart".into()] });
+        check(UserDeletionFailed {
+            user_id: "u".into(),
+            deleted_by: "a".into(),
+            step: "orders".into(),
+            reason: "boom".into(),
+        });
         check(UserDisabled { user_id: "u".into(), disabled_by: "admin".into() });
     }
 
     #[test]
     fn stable_ids_repeat_per_key_and_differ_between_keys() {
-        let a =
-            Envelope::with_stable_id("t", "user-1", UserDeleted { user_id: "user-1".into(), deleted_by: "x".into() });
-        let b =
-            Envelope::with_stable_id("t", "user-1", UserDeleted { user_id: "user-1".into(), deleted_by: "y".into() });
-        let c =
-            Envelope::with_stable_id("t", "user-2", UserDeleted { user_id: "user-2".into(), deleted_by: "x".into() });
+        let a = Envelope::with_stable_id(
+            "t",
+            "user-1",
+            UserDeleted { user_id: "user-1".into(), deleted_by: "x".into(), seller_id: None },
+        );
+        let b = Envelope::with_stable_id(
+            "t",
+            "user-1",
+            UserDeleted { user_id: "user-1".into(), deleted_by: "y".into(), seller_id: None },
+        );
+        let c = Envelope::with_stable_id(
+            "t",
+            "user-2",
+            UserDeleted { user_id: "user-2".into(), deleted_by: "x".into(), seller_id: None },
+        );
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, c.id);
     }
@@ -634,6 +738,7 @@ mod tests {
         assert_eq!(Topic::for_event_type("product.created"), Some(Topic::ProductEvents));
         assert_eq!(Topic::for_event_type("order.paid"), Some(Topic::OrderEvents));
         assert_eq!(Topic::for_event_type("user.login"), Some(Topic::UserEvents));
+        assert_eq!(Topic::for_event_type("orders.user_orders_closed"), Some(Topic::UserEvents));
         assert_eq!(Topic::for_event_type("weird"), None);
     }
 }

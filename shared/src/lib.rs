@@ -13,6 +13,7 @@ pub mod money;
 pub mod outbox;
 pub mod push;
 pub mod resilience;
+pub mod saga;
 pub mod services;
 pub mod store;
 pub mod telemetry;

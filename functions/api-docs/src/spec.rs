@@ -27,6 +27,7 @@ pub fn spec() -> Value {
     let mut doc = crate::ApiDoc::openapi();
     for part in [
         auth_api::api::ApiDoc::openapi(),
+        audit_api::api::ApiDoc::openapi(),
         users_api::api::ApiDoc::openapi(),
         products_api::api::ApiDoc::openapi(),
         search_api::api::ApiDoc::openapi(),

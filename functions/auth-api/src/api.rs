@@ -16,33 +16,39 @@ use shared::events::{Envelope, UserCreated, UserDeleted, UserDisabled, UserLogin
 use shared::http::PathParams;
 use shared::http::{service_router, JsonBody};
 use shared::outbox::Outbox;
+use shared::saga::{DeletionRecord, DeletionSagas};
 
 use crate::cognito::{claims_of, Cognito, Tokens};
 use crate::identities::{IdentityRecord, IdentityStore, RecordError};
 
 pub const SOURCE: &str = "auth-api";
 
-pub struct AuthService<I, P> {
+pub struct AuthService<I, P, S> {
     pub cognito: Cognito,
     pub identities: I,
     /// Where the service's events go (the users outbox): its state lives in Cognito, so each
     /// event is written on its own, after the change it announces.
     pub outbox: P,
+    /// The user-deletion sagas' records (`shared::saga`): a deletion starts one.
+    pub sagas: S,
 }
 
-type Service<I, P> = State<Arc<AuthService<I, P>>>;
+type Service<I, P, S> = State<Arc<AuthService<I, P, S>>>;
 
-pub fn router<I: IdentityStore + 'static, P: Outbox + 'static>(service: AuthService<I, P>) -> Router {
+pub fn router<I: IdentityStore + 'static, P: Outbox + 'static, S: DeletionSagas + 'static>(
+    service: AuthService<I, P, S>,
+) -> Router {
     let routes = Router::new()
-        .route("/auth/signup", post(sign_up::<I, P>))
-        .route("/auth/confirm", post(confirm::<I, P>))
-        .route("/auth/login", post(login::<I, P>))
-        .route("/auth/refresh", post(refresh::<I, P>))
-        .route("/auth/logout", post(logout::<I, P>))
-        .route("/auth/me", get(me::<I, P>))
-        .route("/auth/users/{id}", delete(delete_user::<I, P>))
-        .route("/auth/users/{id}/disable", post(disable_user::<I, P>))
-        .route("/auth/users/{id}/enable", post(enable_user::<I, P>));
+        .route("/auth/signup", post(sign_up::<I, P, S>))
+        .route("/auth/confirm", post(confirm::<I, P, S>))
+        .route("/auth/login", post(login::<I, P, S>))
+        .route("/auth/refresh", post(refresh::<I, P, S>))
+        .route("/auth/logout", post(logout::<I, P, S>))
+        .route("/auth/me", get(me::<I, P, S>))
+        .route("/auth/users/{id}", delete(delete_user::<I, P, S>))
+        .route("/auth/users/{id}/disable", post(disable_user::<I, P, S>))
+        .route("/auth/users/{id}/enable", post(enable_user::<I, P, S>))
+        .route("/api/v1/admin/deletions/{user_id}", get(deletion::<I, P, S>));
     service_router(routes, Arc::new(service))
 }
 
@@ -138,7 +144,7 @@ pub struct Me {
 
 /// The auth service's part of the API description.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(sign_up, confirm, login, refresh, logout, me, delete_user, disable_user, enable_user))]
+#[openapi(paths(sign_up, confirm, login, refresh, logout, me, delete_user, disable_user, enable_user, deletion))]
 pub struct ApiDoc;
 
 /// A plausible email address: one `@`, something on both sides, a dot in the domain.
@@ -162,8 +168,8 @@ pub fn validate_email(email: &str) -> Result<(), ApiError> {
         (status = 409, description = "This account exists already", body = ApiError),
     ),
 )]
-async fn sign_up<I: IdentityStore, P: Outbox>(
-    State(service): Service<I, P>,
+async fn sign_up<I: IdentityStore, P: Outbox, S: DeletionSagas>(
+    State(service): Service<I, P, S>,
     JsonBody(input): JsonBody<SignUpRequest>,
 ) -> Result<Response, ApiError> {
     validate_email(&input.email)?;
@@ -225,8 +231,8 @@ async fn sign_up<I: IdentityStore, P: Outbox>(
         (status = 404, description = "No such account", body = ApiError),
     ),
 )]
-async fn confirm<I: IdentityStore, P: Outbox>(
-    State(service): Service<I, P>,
+async fn confirm<I: IdentityStore, P: Outbox, S: DeletionSagas>(
+    State(service): Service<I, P, S>,
     JsonBody(input): JsonBody<ConfirmRequest>,
 ) -> Result<Json<UserView>, ApiError> {
     validate_email(&input.email)?;
@@ -281,8 +287,8 @@ impl<S: Send + Sync> FromRequestParts<S> for SourceIp {
         (status = 401, description = "Wrong email or password, unconfirmed, disabled or deleted", body = ApiError),
     ),
 )]
-async fn login<I: IdentityStore, P: Outbox>(
-    State(service): Service<I, P>,
+async fn login<I: IdentityStore, P: Outbox, S: DeletionSagas>(
+    State(service): Service<I, P, S>,
     SourceIp(source_ip): SourceIp,
     JsonBody(input): JsonBody<LoginRequest>,
 ) -> Result<Json<Session>, ApiError> {
@@ -332,8 +338,8 @@ async fn login<I: IdentityStore, P: Outbox>(
         (status = 401, description = "The refresh token is invalid, expired or signed out", body = ApiError),
     ),
 )]
-async fn refresh<I: IdentityStore, P: Outbox>(
-    State(service): Service<I, P>,
+async fn refresh<I: IdentityStore, P: Outbox, S: DeletionSagas>(
+    State(service): Service<I, P, S>,
     JsonBody(input): JsonBody<RefreshRequest>,
 ) -> Result<Json<Tokens>, ApiError> {
     if input.refresh_token.trim().is_empty() {
@@ -358,8 +364,8 @@ fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
     security(("bearer" = [])),
     responses((status = 204, description = "Logged out")),
 )]
-async fn logout<I: IdentityStore, P: Outbox>(
-    State(service): Service<I, P>,
+async fn logout<I: IdentityStore, P: Outbox, S: DeletionSagas>(
+    State(service): Service<I, P, S>,
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
@@ -386,8 +392,8 @@ async fn logout<I: IdentityStore, P: Outbox>(
     security(("bearer" = [])),
     responses((status = 200, description = "The caller", body = Me)),
 )]
-async fn me<I: IdentityStore, P: Outbox>(
-    State(service): Service<I, P>,
+async fn me<I: IdentityStore, P: Outbox, S: DeletionSagas>(
+    State(service): Service<I, P, S>,
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Json<Me>, ApiError> {
@@ -415,8 +421,8 @@ async fn me<I: IdentityStore, P: Outbox>(
         (status = 404, description = "No such user", body = ApiError),
     ),
 )]
-async fn delete_user<I: IdentityStore, P: Outbox>(
-    State(service): Service<I, P>,
+async fn delete_user<I: IdentityStore, P: Outbox, S: DeletionSagas>(
+    State(service): Service<I, P, S>,
     caller: Caller,
     PathParams(user_id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -431,13 +437,39 @@ async fn delete_user<I: IdentityStore, P: Outbox>(
         Err(e) if e.code == ErrorCode::NotFound => {}
         Err(e) => return Err(e),
     }
-    let event =
-        Envelope::with_stable_id(SOURCE, &user_id, UserDeleted { user_id: user_id.clone(), deleted_by: admin.user_id });
+    let deleted =
+        UserDeleted { user_id: user_id.clone(), deleted_by: admin.user_id, seller_id: record.seller_id.clone() };
+    // The saga's record first: a step that completes finds it (a retried deletion keeps it).
+    service.sagas.start(&deleted).await.map_err(ApiError::unavailable)?;
+    let event = Envelope::with_stable_id(SOURCE, &user_id, deleted);
     service.outbox.append(&[event.into_untyped()]).await.map_err(ApiError::unavailable)?;
     // Last, so that a failure above leaves the record for a retry to find. From here on the
     // authorizer refuses the user's tokens (after its cache), and realtime closes their sockets.
     service.identities.mark_deleted(&user_id).await.map_err(ApiError::unavailable)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How far a user's deletion got, as an admin: each step's state and time, and `completed` once
+/// every step has recorded its completion.
+#[utoipa::path(
+    get, path = "/api/v1/admin/deletions/{user_id}", tag = "admin", operation_id = "get_deletion",
+    params(("user_id" = String, Path, description = "The deleted user's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The deletion's saga record", body = DeletionRecord),
+        (status = 401, description = "No valid token", body = ApiError),
+        (status = 403, description = "The caller is not an admin", body = ApiError),
+        (status = 404, description = "No deletion of this user", body = ApiError),
+    ),
+)]
+async fn deletion<I: IdentityStore, P: Outbox, S: DeletionSagas>(
+    State(service): Service<I, P, S>,
+    caller: Caller,
+    PathParams(user_id): PathParams<String>,
+) -> Result<Json<DeletionRecord>, ApiError> {
+    caller.require(Role::Admin)?;
+    let record = service.sagas.get(&user_id).await.map_err(ApiError::unavailable)?;
+    record.map(Json).ok_or_else(|| ApiError::not_found("deletion", &user_id))
 }
 
 /// `POST /auth/users/{id}/disable`: the user can no longer log in, their tokens are refused and
@@ -453,8 +485,8 @@ async fn delete_user<I: IdentityStore, P: Outbox>(
         (status = 404, description = "No such user", body = ApiError),
     ),
 )]
-async fn disable_user<I: IdentityStore, P: Outbox>(
-    State(service): Service<I, P>,
+async fn disable_user<I: IdentityStore, P: Outbox, S: DeletionSagas>(
+    State(service): Service<I, P, S>,
     caller: Caller,
     PathParams(user_id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -480,8 +512,8 @@ async fn disable_user<I: IdentityStore, P: Outbox>(
         (status = 404, description = "No such user", body = ApiError),
     ),
 )]
-async fn enable_user<I: IdentityStore, P: Outbox>(
-    State(service): Service<I, P>,
+async fn enable_user<I: IdentityStore, P: Outbox, S: DeletionSagas>(
+    State(service): Service<I, P, S>,
     caller: Caller,
     PathParams(user_id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {

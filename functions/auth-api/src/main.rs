@@ -5,6 +5,7 @@ use auth_api::identities::DynamoIdentityStore;
 use auth_api::{router, AuthService};
 use shared::config::{aws_sdk_config, required_env};
 use shared::outbox::DynamoOutbox;
+use shared::saga::DynamoDeletionSagas;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -18,6 +19,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         ),
         identities: DynamoIdentityStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("IDENTITIES_TABLE")?),
         outbox: DynamoOutbox::from_env(aws_sdk_dynamodb::Client::new(&config))?,
+        sagas: DynamoDeletionSagas::from_env(&config)?,
     };
     lambda_http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
 }

@@ -1,7 +1,9 @@
-//! The cart consumer's handler: what other services' events mean for carts.
+//! The cart consumer's handler: what other services' events mean for carts, and the cart's step
+//! of a user's deletion (`shared::saga`).
 
 use shared::consumer::{EventHandler, HandlerError};
 use shared::events::{Envelope, OrderCreated, ProductDeleted, UserDeleted};
+use shared::saga::{DeletionStep, ErasesUser};
 
 use crate::store::CartStore;
 
@@ -25,15 +27,17 @@ impl<S: CartStore> EventHandler for CartCleanup<S> {
                     store.remove(&order.buyer_id, &line.product_id).await.map_err(HandlerError::new)?;
                 }
             }
-            // Seed 004 §7: a deleted user's cart goes with them.
-            "user.deleted" => {
-                let user = event.decode::<UserDeleted>().map_err(HandlerError::new)?.data;
-                for item in store.items(&user.user_id).await.map_err(HandlerError::new)? {
-                    store.remove(&user.user_id, &item.product_id).await.map_err(HandlerError::new)?;
-                }
-            }
             other => tracing::debug!(event_type = other, "not a cart matter"),
         }
         Ok(())
+    }
+}
+
+/// Seed 004 §7: a deleted user's cart goes with them.
+impl<S: CartStore> ErasesUser for CartCleanup<S> {
+    const STEP: DeletionStep = DeletionStep::Cart;
+
+    async fn erase(&self, user: &UserDeleted) -> Result<u64, HandlerError> {
+        self.0.clear(&user.user_id).await.map_err(HandlerError::new)
     }
 }

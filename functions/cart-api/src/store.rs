@@ -32,6 +32,9 @@ pub trait CartStore: Send + Sync {
     fn remove(&self, user_id: &str, product_id: &str) -> impl Future<Output = Result<bool, String>> + Send;
     /// The users whose carts hold a product.
     fn holders(&self, product_id: &str) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+    /// Empties a cart and forgets its line count: a deleted user leaves nothing behind. How many
+    /// lines it removed.
+    fn clear(&self, user_id: &str) -> impl Future<Output = Result<u64, String>> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -194,6 +197,22 @@ impl CartStore for DynamoCartStore {
             .filter(|i| !i.get("product_id").and_then(|p| p.as_s().ok()).is_some_and(|p| p.starts_with(LINES_PREFIX)))
             .map(|i| serde_dynamo::from_item(i).map_err(|e| format!("unreadable item: {e}")))
             .collect()
+    }
+
+    async fn clear(&self, user_id: &str) -> Result<u64, String> {
+        let mut removed = 0;
+        for item in self.items(user_id).await? {
+            removed += u64::from(self.remove(user_id, &item.product_id).await?);
+        }
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("user_id", AttributeValue::S(user_id.into()))
+            .key("product_id", AttributeValue::S(lines_key(user_id)))
+            .send()
+            .await
+            .map_err(err)?;
+        Ok(removed)
     }
 
     async fn put(&self, item: &CartItem, max_lines: usize) -> Result<PutOutcome, String> {

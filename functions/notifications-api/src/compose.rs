@@ -1,7 +1,9 @@
 //! Which users an event concerns, and what each is told. Plain rules, no I/O.
 
 use serde::{Deserialize, Serialize};
-use shared::events::{Envelope, OrderCreated, OrderReturn, OrderStatusChange, UserCreated};
+use shared::events::{
+    Envelope, OrderCreated, OrderReturn, OrderStatusChange, UserCreated, UserDeletionCompleted, UserDeletionFailed,
+};
 
 /// One notification in one inbox: `user#<user id>` for a person, `seller#<seller id>` for a
 /// seller account (events name sellers by seller id, not by user).
@@ -66,6 +68,9 @@ pub fn notifications_for(event: &Envelope) -> Result<Vec<Notification>, serde_js
     let status = |verb: &str, to_buyer: bool, to_seller: bool| -> Result<Vec<Notification>, serde_json::Error> {
         let change: OrderStatusChange = serde_json::from_value(event.data.clone())?;
         let amount = format!("{} {}", change.total.amount, change.total.currency);
+        // An order closed because one party's account was deleted is news to the other only.
+        let to_buyer = to_buyer && change.deleted_party.as_deref() != Some("buyer");
+        let to_seller = to_seller && change.deleted_party.as_deref() != Some("seller");
         let mut out = Vec::new();
         if to_buyer {
             out.push(note(
@@ -99,6 +104,33 @@ pub fn notifications_for(event: &Envelope) -> Result<Vec<Notification>, serde_js
                 "Welcome to the marketplace".into(),
                 format!("Your account {} is ready.", user.email),
                 &user.user_id,
+            )])
+        }
+        // The admin who deleted a user hears how it ended (seed 004 §7).
+        "user.deletion_completed" => {
+            let done: UserDeletionCompleted = event.decode::<UserDeletionCompleted>()?.data;
+            Ok(vec![note(
+                event,
+                user_inbox(&done.deleted_by),
+                "admin",
+                "User deletion completed".into(),
+                format!("Every step of deleting user {} is done: {}.", done.user_id, done.steps.join(", ")),
+                &done.user_id,
+            )])
+        }
+        "user.deletion_failed" => {
+            let failed: UserDeletionFailed = event.decode::<UserDeletionFailed>()?.data;
+            Ok(vec![note(
+                event,
+                user_inbox(&failed.deleted_by),
+                "admin",
+                "User deletion failed".into(),
+                format!(
+                    "Step {} of deleting user {} failed: {}. Its message is in the step's dead-letter queue; \
+                     redrive it to retry.",
+                    failed.step, failed.user_id, failed.reason
+                ),
+                &failed.user_id,
             )])
         }
         "order.created" => {
@@ -216,6 +248,8 @@ mod tests {
                 seller_id: "s1".into(),
                 total: Money { amount: 5, currency: "JPY".into() },
                 lines: vec![],
+                deleted_party: None,
+                refunded: None,
             }),
         )
         .into_untyped();

@@ -11,9 +11,10 @@ pub mod cursor;
 pub mod listing;
 pub mod store;
 
-use compose::{notifications_for, Audience};
+use compose::{notifications_for, seller_inbox, user_inbox, Audience};
 use shared::consumer::{EventHandler, HandlerError};
-use shared::events::Envelope;
+use shared::events::{Envelope, UserDeleted};
+use shared::saga::{DeletionStep, DynamoDeletionSagas, ErasesUser, SagaStep};
 use store::NotificationStore;
 
 /// The event handler of both notification consumers: writes an event's notifications for one
@@ -43,13 +44,34 @@ impl<S: NotificationStore> EventHandler for Notifier<S> {
     }
 }
 
+/// The notifications' step of a user's deletion (`shared::saga`): their inbox goes, and a deleted
+/// seller's account inbox with it.
+impl<S: NotificationStore> ErasesUser for Notifier<S> {
+    const STEP: DeletionStep = DeletionStep::Notifications;
+
+    async fn erase(&self, user: &UserDeleted) -> Result<u64, HandlerError> {
+        let mut deleted = self.store.delete_inbox(&user_inbox(&user.user_id)).await.map_err(HandlerError::new)?;
+        if let Some(seller_id) = &user.seller_id {
+            deleted += self.store.delete_inbox(&seller_inbox(seller_id)).await.map_err(HandlerError::new)?;
+        }
+        Ok(deleted)
+    }
+}
+
 /// The whole of a notification consumer's `main`: the store and the push queue from the
-/// environment, then the SQS batch loop writing `audience`'s notifications.
+/// environment, then the SQS batch loop writing `audience`'s notifications. The people's
+/// consumer is also the notifications' step of a user's deletion.
 pub async fn run_consumer(audience: Audience, consumer: &'static str) -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init_logging();
     let config = shared::config::aws_sdk_config().await;
     let store = store::DynamoNotificationStore::from_env(&config)?;
     let push = Some(shared::push::PushQueue::from_env(&config)?);
     let notifier = Notifier { store, audience, push };
-    shared::consumer::run_sqs_consumer(&config, consumer, notifier).await
+    match audience {
+        Audience::Users => {
+            let step = SagaStep::new(consumer, notifier, DynamoDeletionSagas::from_env(&config)?);
+            shared::consumer::run_sqs_consumer(&config, consumer, step).await
+        }
+        Audience::Sellers => shared::consumer::run_sqs_consumer(&config, consumer, notifier).await,
+    }
 }

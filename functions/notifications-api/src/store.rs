@@ -44,6 +44,8 @@ pub trait NotificationStore: Send + Sync {
     fn last_seq(&self, inbox: &str) -> impl Future<Output = Result<u64, String>> + Send;
     /// Marks one read; `false` if the inbox has no such notification.
     fn mark_read(&self, inbox: &str, id: &str) -> impl Future<Output = Result<bool, String>> + Send;
+    /// Deletes a whole inbox, its counter too; how many notifications it held.
+    fn delete_inbox(&self, inbox: &str) -> impl Future<Output = Result<u64, String>> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +211,33 @@ impl NotificationStore for DynamoNotificationStore {
             .map_err(err)?
             .item;
         Ok(item.and_then(|i| i.get("last_seq").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())).unwrap_or(0))
+    }
+
+    async fn delete_inbox(&self, inbox: &str) -> Result<u64, String> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.notifications)
+            .key_condition_expression("inbox = :inbox")
+            .projection_expression("id")
+            .expression_attribute_values(":inbox", AttributeValue::S(inbox.into()))
+            .consistent_read(true);
+        let mut deleted = 0;
+        for item in shared::store::query_items(query, usize::MAX).await? {
+            let Some(id) = item.get("id").cloned() else { continue };
+            if id.as_s().is_ok_and(|id| id != COUNTER_ID) {
+                deleted += 1;
+            }
+            self.client
+                .delete_item()
+                .table_name(&self.notifications)
+                .key("inbox", AttributeValue::S(inbox.into()))
+                .key("id", id)
+                .send()
+                .await
+                .map_err(err)?;
+        }
+        Ok(deleted)
     }
 
     async fn mark_read(&self, inbox: &str, id: &str) -> Result<bool, String> {

@@ -89,6 +89,20 @@ impl OrderStatus {
     }
 }
 
+/// What becomes of an order when its buyer's or its seller's account is deleted (seed 004 §7):
+/// an unpaid one is cancelled and its stock released; a paid one that has not shipped is
+/// cancelled, refunded in full and its units put back on the shelf, since nobody will ship it or
+/// receive it. `None` for the rest: shipped and later orders stay as they are, as records of what
+/// was sold (the goods are on their way or arrived, and returns go on as usual).
+pub fn close_for_deleted_account(order: &Order, now: DateTime<Utc>) -> Option<(Order, StockMove)> {
+    let closed = Order { status: OrderStatus::Cancelled, updated_at: now, ..order.clone() };
+    match order.status {
+        OrderStatus::PendingPayment => Some((closed, StockMove::Release)),
+        OrderStatus::Paid => Some((Order { refunded: Some(order.total.clone()), ..closed }, StockMove::Restock)),
+        _ => None,
+    }
+}
+
 /// What happens to the stock of every line when an order changes status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StockMove {
@@ -329,6 +343,21 @@ mod tests {
 
     fn item(id: &str, quantity: i64) -> OrderItem {
         OrderItem { product_id: id.into(), quantity, expected_unit_price: None }
+    }
+
+    #[test]
+    fn a_deleted_account_closes_unpaid_and_unshipped_orders_only() {
+        let now = Utc::now();
+        let placed = Order::pending_payment("b", vec![], Money { amount: 700, currency: "JPY".into() }, now);
+        let (closed, stock) = close_for_deleted_account(&placed, now).unwrap();
+        assert_eq!((closed.status, stock, closed.refunded), (OrderStatus::Cancelled, StockMove::Release, None));
+        let paid = Order { status: OrderStatus::Paid, ..placed.clone() };
+        let (closed, stock) = close_for_deleted_account(&paid, now).unwrap();
+        assert_eq!((closed.status, stock), (OrderStatus::Cancelled, StockMove::Restock));
+        assert_eq!(closed.refunded, Some(placed.total.clone()));
+        for status in [OrderStatus::Shipped, OrderStatus::Delivered, OrderStatus::Cancelled, OrderStatus::Refunded] {
+            assert_eq!(close_for_deleted_account(&Order { status, ..placed.clone() }, now), None, "{status:?}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use shared::events::{
     OrderReturnRejected, OrderReturnRequested, OrderShipped, OrderStatusChange,
 };
 
-use crate::domain::{Action, Order};
+use crate::domain::{close_for_deleted_account, Action, Order};
 use crate::store::{OrderStore, TransitionError};
 
 pub const SOURCE: &str = "orders-api";
@@ -19,6 +19,8 @@ fn status_change(order: &Order) -> OrderStatusChange {
         seller_id: order.seller_id.clone(),
         total: order.total.clone(),
         lines: order.lines.clone(),
+        deleted_party: None,
+        refunded: None,
     }
 }
 
@@ -76,4 +78,33 @@ pub async fn change_status<S: OrderStore>(
     }
     tracing::info!(order_id = %before.id, from = before.status.as_str(), to = after.status.as_str(), "order status changed");
     Ok(())
+}
+
+/// Closes `order` because `party` (`buyer` or `seller`) was deleted, with its `order.cancelled`
+/// (an id stable per order, so a repeated step announces nothing twice). Re-reads and tries again
+/// when the order moved meanwhile (paid or shipped as the step ran). True if it closed it.
+pub async fn close_for_deleted_party<S: OrderStore>(store: &S, order: &Order, party: &str) -> Result<bool, String> {
+    let mut current = order.clone();
+    for _ in 0..5 {
+        let Some((closed, stock)) = close_for_deleted_account(&current, chrono::Utc::now()) else { return Ok(false) };
+        let change = OrderStatusChange {
+            deleted_party: Some(party.to_string()),
+            refunded: closed.refunded.clone(),
+            ..status_change(&closed)
+        };
+        let key = format!("{}:account-deleted", closed.id);
+        let event = Envelope::with_stable_id(SOURCE, &key, OrderCancelled(change)).into_untyped();
+        match store.transition(&current, &closed, stock, &[event]).await {
+            Ok(()) => {
+                tracing::info!(order_id = %closed.id, from = current.status.as_str(), party, "order closed: account deleted");
+                return Ok(true);
+            }
+            Err(TransitionError::Conflict) => {
+                let Some(fresh) = store.get(&current.id).await? else { return Ok(false) };
+                current = fresh;
+            }
+            Err(TransitionError::Unavailable(cause)) => return Err(cause),
+        }
+    }
+    Err(format!("order {} kept changing while it was being closed", order.id))
 }

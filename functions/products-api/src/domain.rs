@@ -154,6 +154,10 @@ impl<S: ProductStore> ProductService<S> {
         ProductService { store }
     }
 
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
     /// Lists a product and announces it with `product.created`, written with the product: there
     /// is never a product that the rest of the system is not told about.
     pub async fn create_product(&self, seller_id: &str, input: NewProduct) -> Result<Product, ProductError> {
@@ -244,6 +248,29 @@ impl<S: ProductStore> ProductService<S> {
             ..current.clone()
         };
         self.replace_announcing(&current, &deleted).await
+    }
+
+    /// Soft-deletes every product a deleted seller still lists (seed 004 §7); each goes with its
+    /// `product.deleted`, so it leaves search, carts and recommendations. Safe to run again;
+    /// returns how many it delisted.
+    pub async fn delist_seller(&self, seller_id: &str) -> Result<u64, ProductError> {
+        let mut delisted = 0;
+        for product in self.store.list_active(Some(seller_id)).await? {
+            for attempt in 1..=5 {
+                match self.delete_product(Some(seller_id), &product.id).await {
+                    Ok(()) => {
+                        delisted += 1;
+                        break;
+                    }
+                    // Deleted meanwhile: nothing left to do.
+                    Err(ProductError::NotFound(_)) => break,
+                    // An order moved its stock meanwhile: read it again.
+                    Err(ProductError::VersionConflict { .. }) if attempt < 5 => continue,
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        Ok(delisted)
     }
 
     /// Writes `next` over `current` (only if nobody changed it meanwhile) together with the

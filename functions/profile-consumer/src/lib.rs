@@ -3,6 +3,7 @@
 
 use shared::consumer::{EventHandler, HandlerError};
 use shared::events::{Envelope, UserCreated, UserDeleted};
+use shared::saga::{DeletionStep, ErasesUser};
 use users_api::profile::Profile;
 use users_api::store::ProfileStore;
 
@@ -23,12 +24,19 @@ impl<S: ProfileStore> EventHandler for ProfileInitializer<S> {
                 tracing::info!(user_id = %created.user_id, fresh, "profile initialised");
                 Ok(())
             }
-            "user.deleted" => {
-                let deleted = event.decode::<UserDeleted>().map_err(HandlerError::new)?.data;
-                self.store.delete(&deleted.user_id).await.map_err(HandlerError::new)
-            }
             _ => Ok(()),
         }
+    }
+}
+
+/// The profile's step of a user's deletion (`shared::saga`): the profile goes.
+impl<S: ProfileStore> ErasesUser for ProfileInitializer<S> {
+    const STEP: DeletionStep = DeletionStep::Profile;
+
+    async fn erase(&self, user: &UserDeleted) -> Result<u64, HandlerError> {
+        let existed = self.store.get(&user.user_id).await.map_err(HandlerError::new)?.is_some();
+        self.store.delete(&user.user_id).await.map_err(HandlerError::new)?;
+        Ok(u64::from(existed))
     }
 }
 
@@ -89,9 +97,8 @@ mod tests {
     async fn deletion_removes_the_profile() {
         let consumer = ProfileInitializer { store: Memory::default() };
         consumer.handle(&created(None)).await.unwrap();
-        let deleted =
-            Envelope::new("test", UserDeleted { user_id: "u1".into(), deleted_by: "admin".into() }).into_untyped();
-        consumer.handle(&deleted).await.unwrap();
+        let deleted = UserDeleted { user_id: "u1".into(), deleted_by: "admin".into(), seller_id: None };
+        assert_eq!(consumer.erase(&deleted).await.unwrap(), 1);
         assert!(consumer.store.get("u1").await.unwrap().is_none());
     }
 }

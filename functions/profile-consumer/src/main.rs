@@ -2,6 +2,7 @@
 
 use profile_consumer::ProfileInitializer;
 use shared::config::{aws_sdk_config, required_env};
+use shared::saga::{DynamoDeletionSagas, SagaStep};
 use users_api::store::DynamoProfileStore;
 
 #[tokio::main]
@@ -9,5 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init_logging();
     let config = aws_sdk_config().await;
     let store = DynamoProfileStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("PROFILES_TABLE")?);
-    shared::consumer::run_sqs_consumer(&config, "profile-consumer", ProfileInitializer { store }).await
+    let sagas = DynamoDeletionSagas::from_env(&config)?;
+    let handler = SagaStep::new("profile-consumer", ProfileInitializer { store }, sagas);
+    shared::consumer::run_sqs_consumer(&config, "profile-consumer", handler).await
 }

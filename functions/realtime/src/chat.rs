@@ -14,6 +14,8 @@ pub const MAX_BODY_CHARS: usize = 2000;
 pub struct ChatMessage {
     pub conversation_id: String,
     pub seq: u64,
+    /// `deleted-user` once the sender's account was deleted (`shared::saga::DELETED_USER`).
+    #[serde(default = "deleted_sender")]
     pub sender_id: String,
     /// `buyer` or `seller`.
     pub sender_role: String,
@@ -21,6 +23,14 @@ pub struct ChatMessage {
     pub client_message_id: Option<String>,
     pub sent_at: chrono::DateTime<chrono::Utc>,
 }
+
+fn deleted_sender() -> String {
+    shared::saga::DELETED_USER.to_string()
+}
+
+/// The index of messages by sender (`sender_id`, `seq`): a deleted user's messages are found
+/// there, and leave it when anonymised (the attribute goes).
+pub const BY_SENDER_INDEX: &str = "by_sender";
 
 /// The two parties of an order's conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +187,41 @@ impl ChatStore {
             }
         }
         Err("the conversation is too busy; retry".into())
+    }
+
+    /// Anonymises every message `user_id` sent (seed 004 §7): the other party keeps the history,
+    /// without the author. Safe to run again; returns how many messages it changed.
+    pub async fn anonymise_sender(&self, user_id: &str) -> Result<u64, String> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_SENDER_INDEX)
+            .key_condition_expression("sender_id = :u")
+            .expression_attribute_values(":u", AttributeValue::S(user_id.into()));
+        let mut changed = 0;
+        for key in shared::store::query_items(query, usize::MAX).await? {
+            let (Some(conversation), Some(seq)) = (key.get("conversation_id"), key.get("seq")) else { continue };
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("conversation_id", conversation.clone())
+                .key("seq", seq.clone())
+                .update_expression("REMOVE sender_id SET anonymised = :t")
+                .condition_expression("sender_id = :u")
+                .expression_attribute_values(":u", AttributeValue::S(user_id.into()))
+                .expression_attribute_values(":t", AttributeValue::Bool(true))
+                .send()
+                .await;
+            match update {
+                Ok(_) => changed += 1,
+                // Anonymised meanwhile (a retried step): the index lags the table.
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Ok(changed)
     }
 
     async fn sent_before(&self, conversation: &str, client_id: &str) -> Result<Option<u64>, String> {

@@ -1,15 +1,20 @@
 //! The realtime revoke consumer's handler: the open connections of a user who was deleted or
 //! disabled are closed, so that nothing more reaches them (their tokens are refused at
-//! `$connect` from then on).
+//! `$connect` from then on). A deleted user's part of the realtime service is its step of the
+//! deletion saga (`shared::saga`): connections closed, and the messages they sent anonymised.
 
 use shared::consumer::{EventHandler, HandlerError};
 use shared::events::{Envelope, UserDeleted, UserDisabled};
 
+use shared::saga::{DeletionStep, ErasesUser};
+
+use crate::chat::ChatStore;
 use crate::connections::ConnectionStore;
 
 pub struct CloseConnections {
     pub connections: ConnectionStore,
     pub management: aws_sdk_apigatewaymanagement::Client,
+    pub chat: ChatStore,
 }
 
 impl CloseConnections {
@@ -31,7 +36,6 @@ impl CloseConnections {
 impl EventHandler for CloseConnections {
     async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
         let user_id = match event.event_type.as_str() {
-            "user.deleted" => event.decode::<UserDeleted>().map_err(HandlerError::new)?.data.user_id,
             "user.disabled" => event.decode::<UserDisabled>().map_err(HandlerError::new)?.data.user_id,
             other => {
                 tracing::debug!(event_type = other, "not a realtime matter");
@@ -41,5 +45,16 @@ impl EventHandler for CloseConnections {
         let closed = self.close_all(&user_id).await.map_err(HandlerError::new)?;
         tracing::info!(user_id, closed, "connections of a revoked user closed");
         Ok(())
+    }
+}
+
+impl ErasesUser for CloseConnections {
+    const STEP: DeletionStep = DeletionStep::Chat;
+
+    async fn erase(&self, user: &UserDeleted) -> Result<u64, HandlerError> {
+        let closed = self.close_all(&user.user_id).await.map_err(HandlerError::new)?;
+        let anonymised = self.chat.anonymise_sender(&user.user_id).await.map_err(HandlerError::new)?;
+        tracing::info!(user_id = %user.user_id, closed, anonymised, "deleted user's connections closed, messages anonymised");
+        Ok(anonymised)
     }
 }

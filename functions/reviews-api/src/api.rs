@@ -88,6 +88,7 @@ async fn create_review<S: ReviewStore>(
         created_at: chrono::Utc::now(),
         moderated_by: None,
         moderated_at: None,
+        hidden: false,
     };
     let event = Envelope::new(
         SOURCE,
@@ -150,7 +151,7 @@ async fn product_reviews<S: ReviewStore>(
         return Err(ApiError::invalid_field("status", "only approved reviews are listed here"));
     }
     let reviews = service.store.by_product(&product_id).await.map_err(ApiError::unavailable)?;
-    let approved = reviews.into_iter().filter(|r| r.status == ReviewStatus::Approved).collect();
+    let approved = reviews.into_iter().filter(|r| r.status == ReviewStatus::Approved && !r.hidden).collect();
     Ok(Json(Page::of(approved, query.page, query.page_size)))
 }
 

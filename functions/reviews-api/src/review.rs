@@ -8,6 +8,8 @@ use shared::error::ApiError;
 pub struct Review {
     pub id: String,
     pub product_id: String,
+    /// `deleted-user` once the author's account was deleted; the rating still counts.
+    #[serde(default = "deleted_author")]
     pub author_id: String,
     /// The order the product came with: one review per purchase.
     pub order_id: String,
@@ -20,6 +22,14 @@ pub struct Review {
     pub moderated_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moderated_at: Option<DateTime<Utc>>,
+    /// Its product was deleted (seed 004 §8): out of every list, still counted in the product's
+    /// rating and in reports.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+}
+
+fn deleted_author() -> String {
+    shared::saga::DELETED_USER.to_string()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

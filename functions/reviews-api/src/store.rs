@@ -1,6 +1,7 @@
 //! Reviews and purchases in DynamoDB (table `ReviewsTable`, hash key `pk`):
 //! - `review#<id>`: a review; indexes `by_product` (product_id, created_at) and `by_status`
-//!   (status, created_at) list a product's reviews and the moderation queue;
+//!   (status, created_at) list a product's reviews and the moderation queue, `by_author`
+//!   (author_id, created_at) finds a deleted user's reviews (an anonymised review leaves it);
 //! - `purchase#<buyer>#<product>`: the buyer received the product (from `order.delivered`), and
 //!   which review they wrote for it. Purchases carry neither `product_id` nor `status`, so they
 //!   stay out of both indexes.
@@ -20,6 +21,7 @@ use crate::review::{Review, ReviewStatus};
 
 pub const BY_PRODUCT_INDEX: &str = "by_product";
 pub const BY_STATUS_INDEX: &str = "by_status";
+pub const BY_AUTHOR_INDEX: &str = "by_author";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Purchase {
@@ -58,6 +60,12 @@ pub trait ReviewStore: Send + Sync {
     ) -> impl Future<Output = Result<(), WriteError>> + Send;
     fn by_product(&self, product_id: &str) -> impl Future<Output = Result<Vec<Review>, String>> + Send;
     fn by_status(&self, status: ReviewStatus) -> impl Future<Output = Result<Vec<Review>, String>> + Send;
+    /// The ids of `author_id`'s reviews.
+    fn authored_by(&self, author_id: &str) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+    /// Takes `author_id` off the review; false if it was not theirs (anonymised already).
+    fn anonymise_author(&self, review_id: &str, author_id: &str) -> impl Future<Output = Result<bool, String>> + Send;
+    /// Hides the review from every list (its product was deleted); false if hidden already.
+    fn hide(&self, review_id: &str) -> impl Future<Output = Result<bool, String>> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +115,17 @@ impl DynamoReviewStore {
             .expression_attribute_values(":v", AttributeValue::S(value.into()))
             .scan_index_forward(false);
         shared::store::query_as(query, usize::MAX).await
+    }
+}
+
+/// Whether a conditional update changed the item: false when its condition did not hold.
+fn changed<T>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError>>,
+) -> Result<bool, String> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+        Err(e) => Err(err(e)),
     }
 }
 
@@ -224,5 +243,44 @@ impl ReviewStore for DynamoReviewStore {
 
     async fn by_status(&self, status: ReviewStatus) -> Result<Vec<Review>, String> {
         self.query(BY_STATUS_INDEX, "status", status.as_str()).await
+    }
+
+    async fn authored_by(&self, author_id: &str) -> Result<Vec<String>, String> {
+        // The index holds keys only: a review's id is in its `pk`.
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_AUTHOR_INDEX)
+            .key_condition_expression("author_id = :a")
+            .expression_attribute_values(":a", AttributeValue::S(author_id.into()));
+        let keys = shared::store::query_items(query, usize::MAX).await?;
+        Ok(keys.iter().filter_map(|k| k.get("pk")?.as_s().ok()?.strip_prefix("review#").map(str::to_string)).collect())
+    }
+
+    async fn anonymise_author(&self, review_id: &str, author_id: &str) -> Result<bool, String> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", review_key(review_id))
+            .update_expression("REMOVE author_id")
+            .condition_expression("author_id = :a")
+            .expression_attribute_values(":a", AttributeValue::S(author_id.into()));
+        changed(update.send().await)
+    }
+
+    async fn hide(&self, review_id: &str) -> Result<bool, String> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", review_key(review_id))
+            .update_expression("SET #hidden = :t")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(#hidden)")
+            // `hidden` is one of DynamoDB's reserved words.
+            .expression_attribute_names("#hidden", "hidden")
+            .expression_attribute_values(":t", AttributeValue::Bool(true));
+        changed(update.send().await)
     }
 }

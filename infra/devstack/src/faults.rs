@@ -12,12 +12,18 @@
 //!   timeout. [`Delivery::AfterRunning`]: the function ran on it, and its acknowledgement is lost
 //!   (what a consumer must not count twice); [`Delivery::BeforeRunning`]: the function never
 //!   sees it, as when its dependency is down (what must not be lost, and ends in the DLQ when
-//!   every delivery fails).
+//!   every delivery fails);
+//! - a **misconfiguration**: variables laid over the template's environment of the instances
+//!   started from then on (running ones are stopped), e.g. a table name that does not exist. The
+//!   function itself then fails on its dependency, as it would on AWS after a bad deploy, and
+//!   handles that failure its own way (a saga step records it).
 //!
 //! Over HTTP (devstack's Lambda API): `POST /_devstack/functions/{name}/outage {"seconds": N}`,
 //! `POST /_devstack/functions/{name}/kill-on {"marker": "...", "count": N}` and
-//! `POST /_devstack/functions/{name}/fail-deliveries {"upto": 2, "seconds": N, "before": false}`.
+//! `POST /_devstack/functions/{name}/fail-deliveries {"upto": 2, "seconds": N, "before": false}`
+//! and `POST /_devstack/functions/{name}/environment {"NAME": "value"}` (`{}` restores).
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -26,6 +32,7 @@ pub struct Faults {
     outage_until: Mutex<Option<Instant>>,
     kill_on: Mutex<Option<(String, usize)>>,
     failed_deliveries: Mutex<Option<(u32, Delivery, Instant)>>,
+    environment: Mutex<BTreeMap<String, String>>,
 }
 
 /// When a failed delivery fails.
@@ -75,6 +82,16 @@ impl Faults {
     /// Kills still armed.
     pub fn kills_left(&self) -> usize {
         self.kill_on.lock().unwrap().as_ref().map_or(0, |(_, n)| *n)
+    }
+
+    /// Lays `variables` over the template's environment of instances started from now on (an
+    /// empty map restores it).
+    pub fn set_environment(&self, variables: BTreeMap<String, String>) {
+        *self.environment.lock().unwrap() = variables;
+    }
+
+    pub fn environment(&self) -> BTreeMap<String, String> {
+        self.environment.lock().unwrap().clone()
     }
 
     /// Fails SQS deliveries up to the `upto`th of every record, `when`, for `duration`.

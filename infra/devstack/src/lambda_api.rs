@@ -1,7 +1,7 @@
 //! The Lambda `Invoke` API for the functions' own SDK clients (`AWS_ENDPOINT_URL_LAMBDA`), so a
 //! function can call another synchronously the way it would on AWS. It also offers tests one
 //! the faults of [`crate::faults`] to inject: `POST /_devstack/functions/{name}/outage`,
-//! `/kill-on` and `/fail-deliveries`.
+//! `/kill-on`, `/fail-deliveries` and `/environment`.
 //!
 //! `POST /_devstack/schedules/{name}/run` runs a function's schedule now (its first `Schedule`
 //! event), so a test need not wait for the rule; a JSON body, if any, replaces the event. The
@@ -50,6 +50,7 @@ pub fn router(api: Arc<LambdaApi>) -> Router {
         .route("/_devstack/functions/{name}/outage", post(outage))
         .route("/_devstack/functions/{name}/kill-on", post(kill_on))
         .route("/_devstack/functions/{name}/fail-deliveries", post(fail_deliveries))
+        .route("/_devstack/functions/{name}/environment", post(environment))
         .route("/_devstack/schedules/{name}/run", post(run_schedule))
         .with_state(api)
 }
@@ -136,6 +137,20 @@ async fn fail_deliveries(
         crate::faults::Delivery::AfterRunning
     };
     pool.faults.fail_deliveries(upto, when, Duration::from_secs_f64(seconds));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn environment(
+    State(api): State<Arc<LambdaApi>>,
+    Path(name): Path<String>,
+    Json(variables): Json<std::collections::BTreeMap<String, String>>,
+) -> Response {
+    let Some(pool) = api.functions.get(&name) else {
+        return error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {name}"));
+    };
+    pool.faults.set_environment(variables);
+    // Instances read their environment once, at start.
+    pool.stop_all();
     StatusCode::NO_CONTENT.into_response()
 }
 

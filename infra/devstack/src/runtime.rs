@@ -392,6 +392,7 @@ impl FunctionPool {
             .env_clear()
             .envs(&spec.environment)
             .envs(&self.local_env)
+            .envs(self.faults.environment())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("TZ", ":UTC")
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())

@@ -1,0 +1,658 @@
+//! The user-deletion saga (seed 004 §7): its progress record, and the wrapper that makes a
+//! consumer one of its steps.
+//!
+//! The saga is choreographed: `auth-api` deletes the user, starts the record (one entry per step,
+//! all `pending`) and puts `user.deleted` in its outbox. Each service's consumer does its part on
+//! `user.deleted` and then, in one transaction, marks its step `completed` in the record and puts
+//! its completion event (`orders.user_orders_closed`, ...) in the outbox. A failed attempt is
+//! written into the step's entry with its reason; on the message's last delivery the step is
+//! `failed` and `user.deletion_failed` goes out. Whichever step completes last sees every step
+//! completed and, under a condition that lets only one writer win, marks the saga `completed` and
+//! puts `user.deletion_completed` in the outbox. The saga is complete when the steps say so, not
+//! when events have been published.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{required_env, MissingEnv};
+use crate::consumer::{Delivery, EventHandler, HandlerError};
+use crate::events::{
+    AuthorAnonymised, ChatAuthorAnonymised, DeletionStepDone, Envelope, SellerDelisted, UserCartCleared, UserDeleted,
+    UserDeletionCompleted, UserDeletionFailed, UserNotificationsDeleted, UserOrdersClosed, UserProfileRemoved,
+};
+use crate::outbox::OutboxTable;
+
+/// The table of saga records, keyed by `user_id`.
+pub const TABLE_ENV: &str = "DELETIONS_TABLE";
+/// The outbox the saga's events go into (the users service's: they are about a user).
+pub const OUTBOX_ENV: &str = "DELETIONS_OUTBOX_TABLE";
+/// What anonymised records show where the deleted user's id was.
+pub const DELETED_USER: &str = "deleted-user";
+
+/// The steps of a deletion, one per service that holds something of the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeletionStep {
+    Cart,
+    Orders,
+    Products,
+    Reviews,
+    Chat,
+    Notifications,
+    Profile,
+}
+
+impl DeletionStep {
+    pub const ALL: [DeletionStep; 7] = [
+        DeletionStep::Cart,
+        DeletionStep::Orders,
+        DeletionStep::Products,
+        DeletionStep::Reviews,
+        DeletionStep::Chat,
+        DeletionStep::Notifications,
+        DeletionStep::Profile,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DeletionStep::Cart => "cart",
+            DeletionStep::Orders => "orders",
+            DeletionStep::Products => "products",
+            DeletionStep::Reviews => "reviews",
+            DeletionStep::Chat => "chat",
+            DeletionStep::Notifications => "notifications",
+            DeletionStep::Profile => "profile",
+        }
+    }
+
+    /// The step's completion event, with an id stable per user and step: a redelivered
+    /// `user.deleted` announces nothing twice.
+    pub fn completion_event(self, source: &str, user_id: &str, affected: u64) -> Envelope {
+        let done = DeletionStepDone { user_id: user_id.to_string(), step: self.name().to_string(), affected };
+        match self {
+            DeletionStep::Cart => Envelope::with_stable_id(source, user_id, UserCartCleared(done)).into_untyped(),
+            DeletionStep::Orders => Envelope::with_stable_id(source, user_id, UserOrdersClosed(done)).into_untyped(),
+            DeletionStep::Products => Envelope::with_stable_id(source, user_id, SellerDelisted(done)).into_untyped(),
+            DeletionStep::Reviews => Envelope::with_stable_id(source, user_id, AuthorAnonymised(done)).into_untyped(),
+            DeletionStep::Chat => Envelope::with_stable_id(source, user_id, ChatAuthorAnonymised(done)).into_untyped(),
+            DeletionStep::Notifications => {
+                Envelope::with_stable_id(source, user_id, UserNotificationsDeleted(done)).into_untyped()
+            }
+            DeletionStep::Profile => Envelope::with_stable_id(source, user_id, UserProfileRemoved(done)).into_untyped(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SagaStatus {
+    /// Steps are still at work.
+    Running,
+    /// Every step recorded its completion.
+    Completed,
+    /// A step failed on its last delivery; a redrive of its DLQ retries it.
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    /// An attempt failed; the message comes back.
+    Retrying,
+    /// The last delivery failed; the message is in the step's DLQ.
+    Failed,
+    Completed,
+}
+
+/// One failed attempt of a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Attempt {
+    pub at: DateTime<Utc>,
+    /// Which delivery of the message it was (1 for the first).
+    pub receive_count: u32,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StepRecord {
+    pub state: StepState,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// How many items the step changed, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affected: Option<u64>,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+}
+
+/// A user's deletion and how far it got: `GET /api/v1/admin/deletions/{user_id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeletionRecord {
+    pub user_id: String,
+    pub deleted_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seller_id: Option<String>,
+    pub status: SagaStatus,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// By step name: cart, orders, products, reviews, chat, notifications, profile.
+    pub steps: BTreeMap<String, StepRecord>,
+}
+
+impl DeletionRecord {
+    /// A new record of `deleted`'s saga: every step pending.
+    pub fn start(deleted: &UserDeleted, now: DateTime<Utc>) -> DeletionRecord {
+        let pending = StepRecord {
+            state: StepState::Pending,
+            updated_at: now,
+            completed_at: None,
+            affected: None,
+            attempts: vec![],
+        };
+        DeletionRecord {
+            user_id: deleted.user_id.clone(),
+            deleted_by: deleted.deleted_by.clone(),
+            seller_id: deleted.seller_id.clone(),
+            status: SagaStatus::Running,
+            started_at: now,
+            completed_at: None,
+            steps: DeletionStep::ALL.iter().map(|s| (s.name().to_string(), pending.clone())).collect(),
+        }
+    }
+
+    pub fn all_completed(&self) -> bool {
+        DeletionStep::ALL.iter().all(|s| self.steps.get(s.name()).is_some_and(|r| r.state == StepState::Completed))
+    }
+
+    fn completed_event(&self) -> Envelope {
+        let data = UserDeletionCompleted {
+            user_id: self.user_id.clone(),
+            deleted_by: self.deleted_by.clone(),
+            steps: DeletionStep::ALL.iter().map(|s| s.name().to_string()).collect(),
+        };
+        Envelope::with_stable_id("deletion-saga", &self.user_id, data).into_untyped()
+    }
+}
+
+/// The saga records, and the saga's events that go with their changes.
+pub trait DeletionSagas: Send + Sync {
+    /// Writes `deleted`'s record unless it exists (a retried deletion keeps the first).
+    fn start(&self, deleted: &UserDeleted) -> impl Future<Output = Result<(), String>> + Send;
+    fn get(&self, user_id: &str) -> impl Future<Output = Result<Option<DeletionRecord>, String>> + Send;
+    /// Marks `step` completed with its completion event; completes the saga if it was the last.
+    fn complete_step(
+        &self,
+        step: DeletionStep,
+        user_id: &str,
+        affected: u64,
+        source: &str,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+    /// Records a failed attempt of `step`; on the last delivery the step and the saga fail and
+    /// `user.deletion_failed` goes out.
+    fn fail_attempt(
+        &self,
+        step: DeletionStep,
+        user_id: &str,
+        attempt: Attempt,
+        delivery: &Delivery,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// What a consumer does for its step of a user's deletion. It must be safe to run again: a
+/// failed attempt is retried from the start.
+pub trait ErasesUser: Send + Sync {
+    const STEP: DeletionStep;
+    /// Does the step's work; returns how many items it changed.
+    fn erase(&self, user: &UserDeleted) -> impl Future<Output = Result<u64, HandlerError>> + Send;
+}
+
+/// A consumer's handler taking part in the saga: `user.deleted` goes to [`ErasesUser::erase`]
+/// and is recorded in the saga record, every other event to the handler as before.
+pub struct SagaStep<H, S> {
+    pub handler: H,
+    pub sagas: S,
+    /// The consumer's name, the `source` of its completion event.
+    pub source: String,
+}
+
+impl<H, S> SagaStep<H, S> {
+    pub fn new(source: &str, handler: H, sagas: S) -> Self {
+        SagaStep { handler, sagas, source: source.to_string() }
+    }
+}
+
+impl<H: EventHandler + ErasesUser, S: DeletionSagas> EventHandler for SagaStep<H, S> {
+    async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
+        if event.event_type != "user.deleted" {
+            return self.handler.handle(event).await;
+        }
+        let user = event.decode::<UserDeleted>().map_err(HandlerError::new)?.data;
+        let affected = self.handler.erase(&user).await?;
+        self.sagas
+            .complete_step(H::STEP, &user.user_id, affected, &self.source)
+            .await
+            .map_err(|e| HandlerError::new(format!("could not record the step's completion: {e}")))?;
+        tracing::info!(user_id = %user.user_id, step = H::STEP.name(), affected, "deletion step completed");
+        Ok(())
+    }
+
+    async fn failed(&self, event: &Envelope, delivery: &Delivery, error: &HandlerError) {
+        if event.event_type != "user.deleted" {
+            return self.handler.failed(event, delivery, error).await;
+        }
+        let Some(user_id) = event.data.get("user_id").and_then(|v| v.as_str()) else { return };
+        let attempt = Attempt { at: Utc::now(), receive_count: delivery.receive_count, reason: error.to_string() };
+        // If even this fails the message still comes back or reaches the DLQ; the record lags.
+        if let Err(e) = self.sagas.fail_attempt(H::STEP, user_id, attempt, delivery).await {
+            tracing::warn!(user_id, step = H::STEP.name(), error = %e, "could not record the failed attempt");
+        }
+    }
+}
+
+// ---- DynamoDB -------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct DynamoDeletionSagas {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    outbox: OutboxTable,
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+impl DynamoDeletionSagas {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String, outbox: OutboxTable) -> Self {
+        DynamoDeletionSagas { client, table, outbox }
+    }
+
+    /// Records in `DELETIONS_TABLE`, events into `DELETIONS_OUTBOX_TABLE`.
+    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, MissingEnv> {
+        Ok(DynamoDeletionSagas::new(
+            aws_sdk_dynamodb::Client::new(config),
+            required_env(TABLE_ENV)?,
+            OutboxTable { name: required_env(OUTBOX_ENV)? },
+        ))
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Option<crate::store::Cancelled>, String> {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(None),
+            Err(e) => match crate::store::cancellation_reasons(&e) {
+                Some(reasons) => Ok(Some(reasons)),
+                None => Err(crate::store::dynamo_error(e)),
+            },
+        }
+    }
+
+    /// Marks the saga completed if every step is, once: the condition lets one writer win.
+    async fn finish_if_done(&self, user_id: &str) -> Result<(), String> {
+        let Some(record) = self.get(user_id).await? else { return Ok(()) };
+        if record.status == SagaStatus::Completed || !record.all_completed() {
+            return Ok(());
+        }
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("user_id", s(user_id))
+            .update_expression("SET #status = :completed, completed_at = :now")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":completed", s("completed"))
+            .expression_attribute_values(":now", s(&Utc::now().to_rfc3339()));
+        let mut condition = vec!["#status <> :completed".to_string()];
+        for (i, step) in DeletionStep::ALL.iter().enumerate() {
+            update = update.expression_attribute_names(format!("#s{i}"), step.name());
+            condition.push(format!("steps.#s{i}.#state = :completed"));
+        }
+        let update = update.condition_expression(condition.join(" AND ")).build().map_err(|e| e.to_string())?;
+        let items =
+            vec![TransactWriteItem::builder().update(update).build(), self.outbox.put(&record.completed_event())];
+        if let Some(reasons) = self.transact(items).await? {
+            if !(reasons.conflicted() || reasons.condition_failed(0) || reasons.condition_failed(1)) {
+                return Err(format!("completing the saga was cancelled: {reasons:?}"));
+            }
+            // Another step completed it, or a conflicting write: the next reader sees it done.
+        } else {
+            tracing::info!(user_id, "user deletion completed");
+        }
+        Ok(())
+    }
+}
+
+impl DeletionSagas for DynamoDeletionSagas {
+    async fn start(&self, deleted: &UserDeleted) -> Result<(), String> {
+        let item = serde_dynamo::to_item(DeletionRecord::start(deleted, Utc::now())).map_err(|e| e.to_string())?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(user_id)");
+        crate::store::put_once(put).await.map(|_| ())
+    }
+
+    async fn get(&self, user_id: &str) -> Result<Option<DeletionRecord>, String> {
+        // Strongly consistent: the step that completes last must see every other completion.
+        crate::store::get_as(
+            self.client.get_item().table_name(&self.table).key("user_id", s(user_id)).consistent_read(true),
+        )
+        .await
+    }
+
+    async fn complete_step(
+        &self,
+        step: DeletionStep,
+        user_id: &str,
+        affected: u64,
+        source: &str,
+    ) -> Result<(), String> {
+        let now = Utc::now().to_rfc3339();
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("user_id", s(user_id))
+            .update_expression(
+                "SET steps.#step.#state = :completed, steps.#step.updated_at = :now, \
+                 steps.#step.completed_at = :now, steps.#step.affected = :affected",
+            )
+            .condition_expression("attribute_exists(user_id) AND steps.#step.#state <> :completed")
+            .expression_attribute_names("#step", step.name())
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":completed", s("completed"))
+            .expression_attribute_values(":now", s(&now))
+            .expression_attribute_values(":affected", AttributeValue::N(affected.to_string()))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let event = step.completion_event(source, user_id, affected);
+        let items = vec![TransactWriteItem::builder().update(update).build(), self.outbox.put(&event)];
+        if let Some(reasons) = self.transact(items).await? {
+            if reasons.condition_failed(0) || reasons.condition_failed(1) {
+                // Completed already (a redelivery), or a deletion from before the saga existed.
+                if self.get(user_id).await?.is_none() {
+                    tracing::warn!(user_id, step = step.name(), "no deletion record; nothing to record");
+                    return Ok(());
+                }
+            } else {
+                return Err(format!("recording the step was cancelled: {reasons:?}"));
+            }
+        }
+        self.finish_if_done(user_id).await
+    }
+
+    async fn fail_attempt(
+        &self,
+        step: DeletionStep,
+        user_id: &str,
+        attempt: Attempt,
+        delivery: &Delivery,
+    ) -> Result<(), String> {
+        let last = delivery.is_last();
+        let reason = attempt.reason.clone();
+        let attempt = serde_dynamo::to_attribute_value(&attempt).map_err(|e| e.to_string())?;
+        let mut expression = "SET steps.#step.attempts = list_append(steps.#step.attempts, :attempt), \
+             steps.#step.#state = :state, steps.#step.updated_at = :now"
+            .to_string();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("user_id", s(user_id))
+            .condition_expression("attribute_exists(user_id) AND steps.#step.#state <> :completed")
+            .expression_attribute_names("#step", step.name())
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":completed", s("completed"))
+            .expression_attribute_values(":attempt", AttributeValue::L(vec![attempt]))
+            .expression_attribute_values(":state", s(if last { "failed" } else { "retrying" }))
+            .expression_attribute_values(":now", s(&Utc::now().to_rfc3339()));
+        let mut items = vec![];
+        if last {
+            expression.push_str(", #status = :failed");
+            update = update
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":failed", s("failed"));
+        }
+        let update = update.update_expression(expression).build().map_err(|e| e.to_string())?;
+        items.push(TransactWriteItem::builder().update(update).build());
+        if last {
+            let Some(record) = self.get(user_id).await? else { return Ok(()) };
+            let data = UserDeletionFailed {
+                user_id: user_id.to_string(),
+                deleted_by: record.deleted_by,
+                step: step.name().to_string(),
+                reason,
+            };
+            let key = format!("{user_id}:{}:{}", step.name(), delivery.message_id);
+            items.push(self.outbox.put(&Envelope::with_stable_id("deletion-saga", &key, data).into_untyped()));
+        }
+        match self.transact(items).await? {
+            Some(reasons) if !(reasons.condition_failed(0) || reasons.condition_failed(1)) => {
+                Err(format!("recording the attempt was cancelled: {reasons:?}"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+// ---- in memory, for unit tests -------------------------------------------------------------
+
+/// Saga records in memory, with the events the Dynamo store would put in the outbox.
+#[derive(Debug, Default)]
+pub struct MemoryDeletionSagas {
+    pub records: std::sync::Mutex<HashMap<String, DeletionRecord>>,
+    pub events: std::sync::Mutex<Vec<Envelope>>,
+}
+
+impl MemoryDeletionSagas {
+    fn emit(&self, event: Envelope) {
+        let mut events = self.events.lock().unwrap();
+        if !events.iter().any(|e| e.id == event.id) {
+            events.push(event);
+        }
+    }
+
+    pub fn event_types(&self) -> Vec<String> {
+        self.events.lock().unwrap().iter().map(|e| e.event_type.clone()).collect()
+    }
+}
+
+impl DeletionSagas for MemoryDeletionSagas {
+    async fn start(&self, deleted: &UserDeleted) -> Result<(), String> {
+        let mut records = self.records.lock().unwrap();
+        records.entry(deleted.user_id.clone()).or_insert_with(|| DeletionRecord::start(deleted, Utc::now()));
+        Ok(())
+    }
+
+    async fn get(&self, user_id: &str) -> Result<Option<DeletionRecord>, String> {
+        Ok(self.records.lock().unwrap().get(user_id).cloned())
+    }
+
+    async fn complete_step(
+        &self,
+        step: DeletionStep,
+        user_id: &str,
+        affected: u64,
+        source: &str,
+    ) -> Result<(), String> {
+        let finished = {
+            let mut records = self.records.lock().unwrap();
+            let Some(record) = records.get_mut(user_id) else { return Ok(()) };
+            let entry = record.steps.get_mut(step.name()).expect("every step has an entry");
+            if entry.state == StepState::Completed {
+                return Ok(());
+            }
+            let now = Utc::now();
+            entry.state = StepState::Completed;
+            entry.updated_at = now;
+            entry.completed_at = Some(now);
+            entry.affected = Some(affected);
+            let done = record.status != SagaStatus::Completed && record.all_completed();
+            if done {
+                record.status = SagaStatus::Completed;
+                record.completed_at = Some(now);
+            }
+            done.then(|| record.completed_event())
+        };
+        self.emit(step.completion_event(source, user_id, affected));
+        if let Some(event) = finished {
+            self.emit(event);
+        }
+        Ok(())
+    }
+
+    async fn fail_attempt(
+        &self,
+        step: DeletionStep,
+        user_id: &str,
+        attempt: Attempt,
+        delivery: &Delivery,
+    ) -> Result<(), String> {
+        let failed = {
+            let mut records = self.records.lock().unwrap();
+            let Some(record) = records.get_mut(user_id) else { return Ok(()) };
+            let entry = record.steps.get_mut(step.name()).expect("every step has an entry");
+            if entry.state == StepState::Completed {
+                return Ok(());
+            }
+            let reason = attempt.reason.clone();
+            entry.updated_at = attempt.at;
+            entry.attempts.push(attempt);
+            entry.state = if delivery.is_last() { StepState::Failed } else { StepState::Retrying };
+            if delivery.is_last() {
+                record.status = SagaStatus::Failed;
+            }
+            delivery.is_last().then(|| UserDeletionFailed {
+                user_id: user_id.to_string(),
+                deleted_by: record.deleted_by.clone(),
+                step: step.name().to_string(),
+                reason,
+            })
+        };
+        if let Some(data) = failed {
+            let key = format!("{user_id}:{}:{}", step.name(), delivery.message_id);
+            self.emit(Envelope::with_stable_id("deletion-saga", &key, data).into_untyped());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A step that fails its first `failures` attempts.
+    struct Flaky {
+        failures: u32,
+        calls: AtomicU32,
+    }
+
+    impl EventHandler for Flaky {
+        async fn handle(&self, _event: &Envelope) -> Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+
+    impl ErasesUser for Flaky {
+        const STEP: DeletionStep = DeletionStep::Orders;
+        async fn erase(&self, _user: &UserDeleted) -> Result<u64, HandlerError> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            if n < self.failures {
+                return Err(HandlerError::new(format!("attempt {} refused", n + 1)));
+            }
+            Ok(2)
+        }
+    }
+
+    fn deleted() -> (UserDeleted, Envelope) {
+        let data = UserDeleted { user_id: "u1".into(), deleted_by: "admin-1".into(), seller_id: None };
+        (data.clone(), Envelope::with_stable_id("test", "u1", data).into_untyped())
+    }
+
+    fn delivery(n: u32) -> Delivery {
+        Delivery { message_id: "m1".into(), receive_count: n, max_receive_count: Some(3) }
+    }
+
+    async fn deliver(step: &SagaStep<Flaky, MemoryDeletionSagas>, event: &Envelope, n: u32) -> bool {
+        match step.handle(event).await {
+            Ok(()) => true,
+            Err(e) => {
+                step.failed(event, &delivery(n), &e).await;
+                false
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_saga_completes_when_its_last_step_does_and_only_then() {
+        let (user, event) = deleted();
+        let step = SagaStep::new(
+            "orders-consumer",
+            Flaky { failures: 0, calls: AtomicU32::new(0) },
+            MemoryDeletionSagas::default(),
+        );
+        step.sagas.start(&user).await.unwrap();
+        for other in DeletionStep::ALL.iter().filter(|s| **s != DeletionStep::Orders) {
+            step.sagas.complete_step(*other, "u1", 0, "test").await.unwrap();
+        }
+        assert_eq!(step.sagas.get("u1").await.unwrap().unwrap().status, SagaStatus::Running);
+        assert!(!step.sagas.event_types().contains(&"user.deletion_completed".to_string()));
+        assert!(deliver(&step, &event, 1).await);
+        // A redelivery changes nothing.
+        assert!(deliver(&step, &event, 2).await);
+        let record = step.sagas.get("u1").await.unwrap().unwrap();
+        assert_eq!(record.status, SagaStatus::Completed);
+        assert_eq!(record.steps["orders"].affected, Some(2));
+        let types = step.sagas.event_types();
+        assert_eq!(types.iter().filter(|t| *t == "orders.user_orders_closed").count(), 1);
+        assert_eq!(types.iter().filter(|t| *t == "user.deletion_completed").count(), 1);
+    }
+
+    #[tokio::test]
+    async fn failed_attempts_are_recorded_and_the_last_one_fails_the_saga_until_a_redrive() {
+        let (user, event) = deleted();
+        let step = SagaStep::new(
+            "orders-consumer",
+            Flaky { failures: 3, calls: AtomicU32::new(0) },
+            MemoryDeletionSagas::default(),
+        );
+        step.sagas.start(&user).await.unwrap();
+        assert!(!deliver(&step, &event, 1).await);
+        let record = step.sagas.get("u1").await.unwrap().unwrap();
+        assert_eq!(record.steps["orders"].state, StepState::Retrying);
+        assert_eq!(record.status, SagaStatus::Running);
+        assert!(!deliver(&step, &event, 2).await);
+        assert!(!deliver(&step, &event, 3).await);
+        let record = step.sagas.get("u1").await.unwrap().unwrap();
+        assert_eq!(record.steps["orders"].state, StepState::Failed);
+        assert_eq!(record.status, SagaStatus::Failed);
+        let reasons: Vec<_> =
+            record.steps["orders"].attempts.iter().map(|a| (a.receive_count, a.reason.clone())).collect();
+        assert_eq!(
+            reasons,
+            vec![(1, "attempt 1 refused".into()), (2, "attempt 2 refused".into()), (3, "attempt 3 refused".into())]
+        );
+        assert_eq!(step.sagas.event_types(), vec!["user.deletion_failed"]);
+        // The redriven message is delivered afresh, and the step completes.
+        for other in DeletionStep::ALL.iter().filter(|s| **s != DeletionStep::Orders) {
+            step.sagas.complete_step(*other, "u1", 0, "test").await.unwrap();
+        }
+        assert!(deliver(&step, &event, 1).await);
+        let record = step.sagas.get("u1").await.unwrap().unwrap();
+        assert_eq!(record.status, SagaStatus::Completed);
+        assert_eq!(record.steps["orders"].attempts.len(), 3);
+    }
+
+    #[test]
+    fn completion_events_have_one_id_per_user_and_step() {
+        let a = DeletionStep::Cart.completion_event("x", "u1", 1);
+        let b = DeletionStep::Cart.completion_event("y", "u1", 2);
+        let c = DeletionStep::Orders.completion_event("x", "u1", 1);
+        assert_eq!(a.id, b.id);
+        assert_ne!(a.id, c.id);
+        assert_eq!(crate::outbox::aggregate_of(&a), "u1");
+    }
+}
