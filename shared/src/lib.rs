@@ -15,6 +15,7 @@ pub mod push;
 pub mod resilience;
 pub mod saga;
 pub mod services;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 

@@ -76,9 +76,13 @@ fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+fn by_id<'a>(resource: &'a str, path_parameters: &'a [(&'a str, &'a str)]) -> InternalGet<'a> {
+    InternalGet { resource, path_parameters, query: &[] }
+}
+
 /// A Lambda client without the SDK's own retries: retrying is the resilience layer's job (with
 /// the breaker counting them); the SDK's would multiply them and hide failures from the breaker.
-fn lambda_without_retries(config: &aws_config::SdkConfig) -> aws_sdk_lambda::Client {
+pub fn lambda_without_retries(config: &aws_config::SdkConfig) -> aws_sdk_lambda::Client {
     let conf = aws_sdk_lambda::config::Builder::from(config)
         .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
         .build();
@@ -116,7 +120,8 @@ impl ProductsClient {
 
     async fn fetch(&self, id: &str) -> Result<ProductView, LookupError> {
         let (status, body) =
-            get_through_lambda(&self.lambda, &self.function, "/api/v1/products/{id}", id, None).await?;
+            get_through_lambda(&self.lambda, &self.function, &by_id("/api/v1/products/{id}", &[("id", id)]), None)
+                .await?;
         match status {
             200 => {
                 serde_json::from_str(&body).map_err(|e| LookupError::Unavailable(format!("unreadable product: {e}")))
@@ -127,43 +132,67 @@ impl ProductsClient {
     }
 }
 
-/// `GET` of `resource` (with its one `{id}` parameter) from another service's function, as an
-/// API Gateway proxy request, on behalf of `caller` when given (as the authorizer's context).
-/// The status and the body.
-async fn get_through_lambda(
+/// A `GET` of another service's route, as API Gateway would send it: the route template, its
+/// path parameters and its query.
+#[derive(Debug, Clone, Default)]
+pub struct InternalGet<'a> {
+    pub resource: &'a str,
+    pub path_parameters: &'a [(&'a str, &'a str)],
+    pub query: &'a [(&'a str, String)],
+}
+
+impl InternalGet<'_> {
+    /// The API Gateway proxy request, on behalf of `caller` when given (as the authorizer's
+    /// context).
+    fn proxy_request(&self, caller: Option<&crate::auth::Identity>) -> Value {
+        let mut path = self.resource.to_string();
+        for (name, value) in self.path_parameters {
+            path = path.replace(&format!("{{{name}}}"), value);
+        }
+        let correlation = crate::http::current_correlation_id().unwrap_or_default();
+        let path_parameters: serde_json::Map<String, Value> =
+            self.path_parameters.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let query: serde_json::Map<String, Value> = self.query.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let multi_query: serde_json::Map<String, Value> =
+            self.query.iter().map(|(k, v)| (k.to_string(), json!([v]))).collect();
+        let mut request = json!({
+            "resource": self.resource,
+            "path": path,
+            "httpMethod": "GET",
+            "headers": {"x-correlation-id": correlation},
+            "multiValueHeaders": {"x-correlation-id": [correlation]},
+            "pathParameters": path_parameters,
+            "queryStringParameters": if query.is_empty() { Value::Null } else { Value::Object(query) },
+            "multiValueQueryStringParameters": if multi_query.is_empty() { Value::Null } else { Value::Object(multi_query) },
+            "requestContext": {
+                "requestId": uuid::Uuid::new_v4().to_string(),
+                "stage": "internal",
+                "httpMethod": "GET",
+                "resourcePath": self.resource,
+                "path": path,
+                "identity": {"sourceIp": "127.0.0.1"},
+            },
+            "body": null,
+            "isBase64Encoded": false,
+        });
+        if let Some(caller) = caller {
+            request["requestContext"]["authorizer"] = Value::Object(caller.to_context());
+        }
+        request
+    }
+}
+
+/// Sends `get` to another service's function through Lambda `Invoke`; the status and the body.
+pub async fn get_through_lambda(
     lambda: &aws_sdk_lambda::Client,
     function: &str,
-    resource: &str,
-    id: &str,
+    get: &InternalGet<'_>,
     caller: Option<&crate::auth::Identity>,
 ) -> Result<(u64, String), LookupError> {
-    let path = resource.replace("{id}", id);
-    let correlation = crate::http::current_correlation_id().unwrap_or_default();
-    let mut request = json!({
-        "resource": resource,
-        "path": path,
-        "httpMethod": "GET",
-        "headers": {"x-correlation-id": correlation},
-        "multiValueHeaders": {"x-correlation-id": [correlation]},
-        "pathParameters": {"id": id},
-        "requestContext": {
-            "requestId": uuid::Uuid::new_v4().to_string(),
-            "stage": "internal",
-            "httpMethod": "GET",
-            "resourcePath": resource,
-            "path": path,
-            "identity": {"sourceIp": "127.0.0.1"},
-        },
-        "body": null,
-        "isBase64Encoded": false,
-    });
-    if let Some(caller) = caller {
-        request["requestContext"]["authorizer"] = Value::Object(caller.to_context());
-    }
     let output = lambda
         .invoke()
         .function_name(function)
-        .payload(Blob::new(request.to_string()))
+        .payload(Blob::new(get.proxy_request(caller).to_string()))
         .send()
         .await
         .map_err(|e| LookupError::Unavailable(aws_sdk_lambda::error::DisplayErrorContext(e).to_string()))?;
@@ -208,8 +237,13 @@ impl OrdersClient {
     /// The order if `caller` may see it; `NotFound` otherwise.
     pub async fn order(&self, id: &str, caller: &crate::auth::Identity) -> Result<OrderView, CallError<LookupError>> {
         let fetch = || async {
-            let (status, body) =
-                get_through_lambda(&self.lambda, &self.function, "/api/v1/orders/{id}", id, Some(caller)).await?;
+            let (status, body) = get_through_lambda(
+                &self.lambda,
+                &self.function,
+                &by_id("/api/v1/orders/{id}", &[("id", id)]),
+                Some(caller),
+            )
+            .await?;
             match status {
                 200 => {
                     serde_json::from_str(&body).map_err(|e| LookupError::Unavailable(format!("unreadable order: {e}")))

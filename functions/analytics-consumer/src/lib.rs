@@ -2,8 +2,10 @@
 //!
 //! Counters are items `{pk, sk, count}`: `pk = "type#<event type>", sk = "day#<YYYY-MM-DD>"` and,
 //! for events about a seller or a user, `pk = "seller#<id>"` or `"user#<id>"` with
-//! `sk = "type#<event type>"`. All counters of one event move in one transaction, so a retry
-//! never counts part of an event twice.
+//! `sk = "type#<event type>"`. Daily counters by type, for windows of days (the sales summary):
+//! `pk = "daily"` for everything, `"seller#<id>#daily"` or `"user#<id>#daily"` for one party, with
+//! `sk = "<YYYY-MM-DD>#<event type>"`, so that one query reads a window's days. All counters of
+//! one event move in one transaction, so a retry never counts part of an event twice.
 
 use std::future::Future;
 
@@ -23,15 +25,37 @@ pub trait Counters: Send + Sync {
     fn increment(&self, keys: &[CounterKey]) -> impl Future<Output = Result<(), String>> + Send;
 }
 
+/// The partition of everyone's daily counters.
+pub const DAILY_ALL: &str = "daily";
+
+/// The partition of one party's daily counters (`prefix` is `seller` or `user`).
+pub fn daily_of(prefix: &str, id: &str) -> String {
+    format!("{prefix}#{id}#daily")
+}
+
 /// The counters one event moves.
 pub fn counters_for(event: &Envelope) -> Vec<CounterKey> {
-    let mut keys = vec![CounterKey {
-        pk: format!("type#{}", event.event_type),
-        sk: format!("day#{}", event.timestamp.format("%Y-%m-%d")),
-    }];
-    for (field, prefix) in [("seller_id", "seller"), ("user_id", "user"), ("buyer_id", "user")] {
-        if let Some(id) = event.data.get(field).and_then(|v| v.as_str()).filter(|id| !id.is_empty()) {
-            keys.push(CounterKey { pk: format!("{prefix}#{id}"), sk: format!("type#{}", event.event_type) });
+    let day = event.timestamp.format("%Y-%m-%d");
+    let daily = format!("{day}#{}", event.event_type);
+    let mut keys = vec![
+        CounterKey { pk: format!("type#{}", event.event_type), sk: format!("day#{day}") },
+        CounterKey { pk: DAILY_ALL.into(), sk: daily.clone() },
+    ];
+    // `order.created` names its seller in its lines (one seller per order).
+    let line_seller = event.data.pointer("/lines/0/seller_id");
+    let parties = [
+        ("seller", event.data.get("seller_id").or(line_seller)),
+        ("user", event.data.get("user_id")),
+        ("user", event.data.get("buyer_id")),
+    ];
+    for (prefix, id) in parties {
+        if let Some(id) = id.and_then(|v| v.as_str()).filter(|id| !id.is_empty()) {
+            let key = CounterKey { pk: format!("{prefix}#{id}"), sk: format!("type#{}", event.event_type) };
+            // A transaction may not touch one item twice (an event whose buyer is its user).
+            if !keys.contains(&key) {
+                keys.push(key);
+                keys.push(CounterKey { pk: daily_of(prefix, id), sk: daily.clone() });
+            }
         }
     }
     keys
@@ -117,11 +141,18 @@ mod tests {
             keys,
             vec![
                 CounterKey { pk: "type#product.created".into(), sk: "day#2026-11-23".into() },
+                CounterKey { pk: "daily".into(), sk: "2026-11-23#product.created".into() },
                 CounterKey { pk: "seller#s9".into(), sk: "type#product.created".into() },
+                CounterKey { pk: "seller#s9#daily".into(), sk: "2026-11-23#product.created".into() },
             ]
         );
         let login = counters_for(&event("user.login", json!({"user_id": "u7"})));
-        assert_eq!(login[1], CounterKey { pk: "user#u7".into(), sk: "type#user.login".into() });
-        assert_eq!(counters_for(&event("weird.thing", json!({}))).len(), 1);
+        assert_eq!(login[2], CounterKey { pk: "user#u7".into(), sk: "type#user.login".into() });
+        assert_eq!(login[3], CounterKey { pk: "user#u7#daily".into(), sk: "2026-11-23#user.login".into() });
+        assert_eq!(counters_for(&event("weird.thing", json!({}))).len(), 2);
+        let created = counters_for(&event("order.created", json!({"buyer_id": "u7", "lines": [{"seller_id": "s9"}]})));
+        assert_eq!(created[2], CounterKey { pk: "seller#s9".into(), sk: "type#order.created".into() });
+        let same = counters_for(&event("order.paid", json!({"user_id": "u7", "buyer_id": "u7"})));
+        assert_eq!(same.len(), 4, "one user counted once: {same:?}");
     }
 }

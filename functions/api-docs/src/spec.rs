@@ -36,6 +36,7 @@ pub fn spec() -> Value {
         cart_api::api::ApiDoc::openapi(),
         orders_api::api::ApiDoc::openapi(),
         realtime::api::ApiDoc::openapi(),
+        reports_api::api::ApiDoc::openapi(),
         notifications_api::api::ApiDoc::openapi(),
         notifications_stream::ApiDoc::openapi(),
     ] {

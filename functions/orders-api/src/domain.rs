@@ -75,6 +75,17 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    pub const ALL: [OrderStatus; 8] = [
+        OrderStatus::PendingPayment,
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+        OrderStatus::ReturnRequested,
+        OrderStatus::Refunded,
+        OrderStatus::ReturnRejected,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::PendingPayment => "pending_payment",

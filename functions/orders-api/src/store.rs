@@ -78,6 +78,13 @@ pub trait OrderStore: Send + Sync {
         buyer_id: &str,
         key: &str,
     ) -> impl Future<Output = Result<Option<IdempotencyRecord>, String>> + Send;
+    /// The orders placed in `[from, to)`: one seller's, or everyone's.
+    fn placed_between(
+        &self,
+        seller_id: Option<&str>,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<Vec<Order>, String>> + Send;
     /// Page `page` (from 1) of a party's orders, newest first, optionally of one status; and
     /// how many there are in all.
     fn list(
@@ -151,6 +158,11 @@ impl DynamoOrderStore {
         }
         Ok(TransactWriteItem::builder().update(update.build().map_err(|e| e.to_string())?).build())
     }
+}
+
+/// A time as orders store it (serde's RFC 3339 with `Z`), for key conditions.
+fn stored_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 fn order_key(id: &str) -> AttributeValue {
@@ -329,6 +341,49 @@ impl OrderStore for DynamoOrderStore {
 
     async fn idempotency(&self, buyer_id: &str, key: &str) -> Result<Option<IdempotencyRecord>, String> {
         shared::store::get_as(self.client.get_item().table_name(&self.orders).key("pk", idem_key(buyer_id, key))).await
+    }
+
+    async fn placed_between(
+        &self,
+        seller_id: Option<&str>,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Order>, String> {
+        // Both indexes sort by `created_at` (RFC 3339 in UTC, which sorts as time does). BETWEEN
+        // includes its upper bound, so an order placed exactly at `to` is dropped below.
+        let window = |query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder| {
+            query
+                .expression_attribute_values(":from", AttributeValue::S(stored_time(from)))
+                .expression_attribute_values(":to", AttributeValue::S(stored_time(to)))
+        };
+        let mut orders: Vec<Order> = Vec::new();
+        match seller_id {
+            Some(seller) => {
+                let query = self
+                    .client
+                    .query()
+                    .table_name(&self.orders)
+                    .index_name(BY_SELLER_INDEX)
+                    .key_condition_expression("seller_id = :s AND created_at BETWEEN :from AND :to")
+                    .expression_attribute_values(":s", AttributeValue::S(seller.into()));
+                orders.extend(shared::store::query_as::<Order>(window(query), usize::MAX).await?);
+            }
+            None => {
+                for status in OrderStatus::ALL {
+                    let query = self
+                        .client
+                        .query()
+                        .table_name(&self.orders)
+                        .index_name(BY_STATUS_INDEX)
+                        .key_condition_expression("#status = :status AND created_at BETWEEN :from AND :to")
+                        .expression_attribute_names("#status", "status")
+                        .expression_attribute_values(":status", AttributeValue::S(status.as_str().into()));
+                    orders.extend(shared::store::query_as::<Order>(window(query), usize::MAX).await?);
+                }
+            }
+        }
+        orders.retain(|o| o.created_at >= from && o.created_at < to);
+        Ok(orders)
     }
 
     async fn list(&self, of: &OrdersOf, page: u32, page_size: u32) -> Result<(Vec<Order>, u64), String> {

@@ -12,6 +12,7 @@ use shared::auth::{Caller, Role};
 use shared::error::{ApiError, ErrorCode};
 use shared::http::PathParams;
 use shared::http::{service_router, JsonBody, QueryParams};
+use shared::stats::{ProductStats, StatsQuery};
 
 use crate::domain::{ListQuery, NewProduct, Page, Product, ProductError, ProductService};
 use crate::store::{ProductStore, StoreError};
@@ -48,8 +49,21 @@ where
 {
     let routes = Router::new()
         .route("/api/v1/products", post(create_product::<S>).get(list_products::<S>))
-        .route("/api/v1/products/{id}", get(get_product::<S>).put(update_product::<S>).delete(delete_product::<S>));
+        .route("/api/v1/products/{id}", get(get_product::<S>).put(update_product::<S>).delete(delete_product::<S>))
+        .route(shared::stats::STATS_ROUTE, get(stats::<S>));
     service_router(routes, Arc::new(service))
+}
+
+/// The catalogue's figures for the sales summary (the window does not apply: they are as they
+/// are now). Internal: `reports-api` reaches it through Lambda `Invoke`; API Gateway has no
+/// route to it.
+async fn stats<S: ProductStore>(
+    State(service): Service<S>,
+    caller: Caller,
+    QueryParams(query): QueryParams<StatsQuery>,
+) -> Result<Json<ProductStats>, ApiError> {
+    query.authorize(&caller)?;
+    Ok(Json(service.stats(query.seller_id.as_deref()).await?))
 }
 
 /// The products service's part of the API description.

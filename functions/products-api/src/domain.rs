@@ -250,6 +250,16 @@ impl<S: ProductStore> ProductService<S> {
         self.replace_announcing(&current, &deleted).await
     }
 
+    /// The catalogue's figures for the sales summary, as they are now: one seller's, or
+    /// everyone's.
+    pub async fn stats(&self, seller_id: Option<&str>) -> Result<shared::stats::ProductStats, ProductError> {
+        let active = self.store.list_active(seller_id).await?;
+        Ok(shared::stats::ProductStats {
+            listed: active.len() as u64,
+            out_of_stock: active.iter().filter(|p| p.stock.available == 0).count() as u64,
+        })
+    }
+
     /// Soft-deletes every product a deleted seller still lists (seed 004 §7); each goes with its
     /// `product.deleted`, so it leaves search, carts and recommendations. Safe to run again;
     /// returns how many it delisted.

@@ -13,6 +13,7 @@ use shared::error::{ApiError, ErrorCode};
 use shared::events::{Envelope, ReviewCreated, ReviewModerated};
 use shared::http::PathParams;
 use shared::http::{service_router, JsonBody, Page, QueryParams};
+use shared::stats::{ReviewStats, StatsQuery};
 
 use crate::review::{Moderation, NewReview, Review, ReviewStatus};
 use crate::store::{Purchase, ReviewStore, WriteError};
@@ -29,8 +30,23 @@ pub fn router<S: ReviewStore + 'static>(service: ReviewsService<S>) -> Router {
     let routes = Router::new()
         .route("/api/v1/products/{id}/reviews", post(create_review::<S>).get(product_reviews::<S>))
         .route("/api/v1/reviews", get(moderation_queue::<S>))
-        .route("/api/v1/reviews/{id}/moderate", post(moderate::<S>));
+        .route("/api/v1/reviews/{id}/moderate", post(moderate::<S>))
+        .route(shared::stats::STATS_ROUTE, get(stats::<S>));
     service_router(routes, Arc::new(service))
+}
+
+/// The reviews' figures for the sales summary: approved reviews written in the window (one
+/// seller's, or everyone's). Internal: `reports-api` reaches it through Lambda `Invoke`; API
+/// Gateway has no route to it.
+async fn stats<S: ReviewStore>(
+    State(service): Service<S>,
+    caller: Caller,
+    QueryParams(query): QueryParams<StatsQuery>,
+) -> Result<Json<ReviewStats>, ApiError> {
+    query.authorize(&caller)?;
+    let reviews = service.store.approved_between(query.from, query.to).await.map_err(ApiError::unavailable)?;
+    let ours = reviews.iter().filter(|r| query.seller_id.is_none() || r.seller_id == query.seller_id);
+    Ok(Json(crate::review::review_stats(ours)))
 }
 
 /// The reviews service's part of the API description.
@@ -65,22 +81,24 @@ async fn create_review<S: ReviewStore>(
 ) -> Result<Response, ApiError> {
     let buyer = caller.require(Role::Buyer)?;
     input.validate()?;
-    let order_id = match service.store.purchase(&buyer.user_id, &product_id).await.map_err(ApiError::unavailable)? {
-        Purchase::Reviewable { order_id } => order_id,
-        Purchase::Reviewed => {
-            return Err(ApiError::new(ErrorCode::Conflict, "you have reviewed this product already")
-                .with_detail("reason", "already_reviewed"))
-        }
-        Purchase::None => {
-            return Err(ApiError::new(ErrorCode::Forbidden, "only buyers who received this product may review it")
-                .with_detail("reason", "not_received"))
-        }
-    };
+    let (order_id, seller_id) =
+        match service.store.purchase(&buyer.user_id, &product_id).await.map_err(ApiError::unavailable)? {
+            Purchase::Reviewable { order_id, seller_id } => (order_id, seller_id),
+            Purchase::Reviewed => {
+                return Err(ApiError::new(ErrorCode::Conflict, "you have reviewed this product already")
+                    .with_detail("reason", "already_reviewed"))
+            }
+            Purchase::None => {
+                return Err(ApiError::new(ErrorCode::Forbidden, "only buyers who received this product may review it")
+                    .with_detail("reason", "not_received"))
+            }
+        };
     let review = Review {
         id: uuid::Uuid::now_v7().to_string(),
         product_id,
         author_id: buyer.user_id.clone(),
         order_id,
+        seller_id,
         rating: input.rating,
         title: input.title.trim().to_string(),
         body: input.body.trim().to_string(),

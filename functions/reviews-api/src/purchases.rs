@@ -17,7 +17,7 @@ impl<S: ReviewStore> EventHandler for PurchaseRecorder<S> {
                 let order = event.decode::<OrderDelivered>().map_err(HandlerError::new)?.data.0;
                 for line in &order.lines {
                     self.0
-                        .record_purchase(&order.buyer_id, &line.product_id, &order.order_id)
+                        .record_purchase(&order.buyer_id, &line.product_id, &order.order_id, &line.seller_id)
                         .await
                         .map_err(HandlerError::new)?;
                 }

@@ -13,6 +13,9 @@ pub struct Review {
     pub author_id: String,
     /// The order the product came with: one review per purchase.
     pub order_id: String,
+    /// The seller it was bought from: their sales summary counts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seller_id: Option<String>,
     pub rating: u8,
     pub title: String,
     pub body: String,
@@ -26,6 +29,13 @@ pub struct Review {
     /// rating and in reports.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hidden: bool,
+}
+
+/// The reviews' figures for the sales summary: how many, and their mean rating.
+pub fn review_stats<'a>(reviews: impl IntoIterator<Item = &'a Review>) -> shared::stats::ReviewStats {
+    let (count, stars) = reviews.into_iter().fold((0u64, 0u64), |(n, s), r| (n + 1, s + u64::from(r.rating)));
+    let average_rating = (count > 0).then(|| (stars as f64 / count as f64 * 100.0).round() / 100.0);
+    shared::stats::ReviewStats { reviews: count, average_rating }
 }
 
 fn deleted_author() -> String {

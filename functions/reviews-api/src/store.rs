@@ -28,6 +28,8 @@ pub enum Purchase {
     /// Received, not reviewed yet: the order it came with.
     Reviewable {
         order_id: String,
+        /// The seller it was bought from (absent on purchases recorded before it was kept).
+        seller_id: Option<String>,
     },
     Reviewed,
     None,
@@ -46,6 +48,7 @@ pub trait ReviewStore: Send + Sync {
         buyer_id: &str,
         product_id: &str,
         order_id: &str,
+        seller_id: &str,
     ) -> impl Future<Output = Result<(), String>> + Send;
     fn purchase(&self, buyer_id: &str, product_id: &str) -> impl Future<Output = Result<Purchase, String>> + Send;
     /// Stores the review, marks the purchase reviewed and stores `events`, together.
@@ -60,6 +63,12 @@ pub trait ReviewStore: Send + Sync {
     ) -> impl Future<Output = Result<(), WriteError>> + Send;
     fn by_product(&self, product_id: &str) -> impl Future<Output = Result<Vec<Review>, String>> + Send;
     fn by_status(&self, status: ReviewStatus) -> impl Future<Output = Result<Vec<Review>, String>> + Send;
+    /// Approved reviews written in `[from, to)`, hidden ones too.
+    fn approved_between(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<Vec<Review>, String>> + Send;
     /// The ids of `author_id`'s reviews.
     fn authored_by(&self, author_id: &str) -> impl Future<Output = Result<Vec<String>, String>> + Send;
     /// Takes `author_id` off the review; false if it was not theirs (anonymised already).
@@ -149,7 +158,13 @@ fn cancelled<E: std::error::Error + 'static>(
 }
 
 impl ReviewStore for DynamoReviewStore {
-    async fn record_purchase(&self, buyer_id: &str, product_id: &str, order_id: &str) -> Result<(), String> {
+    async fn record_purchase(
+        &self,
+        buyer_id: &str,
+        product_id: &str,
+        order_id: &str,
+        seller_id: &str,
+    ) -> Result<(), String> {
         // A second purchase of the same product changes nothing: one review per buyer and product.
         shared::store::put_once(
             self.client
@@ -157,6 +172,7 @@ impl ReviewStore for DynamoReviewStore {
                 .table_name(&self.table)
                 .item("pk", purchase_key(buyer_id, product_id))
                 .item("order_id", AttributeValue::S(order_id.into()))
+                .item("seller_id", AttributeValue::S(seller_id.into()))
                 .condition_expression("attribute_not_exists(pk)"),
         )
         .await?;
@@ -178,7 +194,10 @@ impl ReviewStore for DynamoReviewStore {
             None => Purchase::None,
             Some(i) if i.contains_key("review_id") => Purchase::Reviewed,
             Some(i) => match i.get("order_id") {
-                Some(AttributeValue::S(order_id)) => Purchase::Reviewable { order_id: order_id.clone() },
+                Some(AttributeValue::S(order_id)) => Purchase::Reviewable {
+                    order_id: order_id.clone(),
+                    seller_id: i.get("seller_id").and_then(|s| s.as_s().ok()).cloned(),
+                },
                 _ => Purchase::None,
             },
         })
@@ -243,6 +262,30 @@ impl ReviewStore for DynamoReviewStore {
 
     async fn by_status(&self, status: ReviewStatus) -> Result<Vec<Review>, String> {
         self.query(BY_STATUS_INDEX, "status", status.as_str()).await
+    }
+
+    async fn approved_between(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Review>, String> {
+        // `created_at` is stored as serde writes it (RFC 3339, `Z`), which sorts as time does.
+        let at = |t: chrono::DateTime<chrono::Utc>| {
+            AttributeValue::S(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        };
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_STATUS_INDEX)
+            .key_condition_expression("#status = :approved AND created_at BETWEEN :from AND :to")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":approved", AttributeValue::S(ReviewStatus::Approved.as_str().into()))
+            .expression_attribute_values(":from", at(from))
+            .expression_attribute_values(":to", at(to));
+        let mut reviews: Vec<Review> = shared::store::query_as(query, usize::MAX).await?;
+        reviews.retain(|r| r.created_at < to);
+        Ok(reviews)
     }
 
     async fn authored_by(&self, author_id: &str) -> Result<Vec<String>, String> {

@@ -13,6 +13,8 @@
 //!   (what a consumer must not count twice); [`Delivery::BeforeRunning`]: the function never
 //!   sees it, as when its dependency is down (what must not be lost, and ends in the DLQ when
 //!   every delivery fails);
+//! - **slowness**: every invocation waits `delay` before it starts, for a while (a dependency
+//!   that answers, but late: what timeouts and budgets are for);
 //! - a **misconfiguration**: variables laid over the template's environment of the instances
 //!   started from then on (running ones are stopped), e.g. a table name that does not exist. The
 //!   function itself then fails on its dependency, as it would on AWS after a bad deploy, and
@@ -21,7 +23,8 @@
 //! Over HTTP (devstack's Lambda API): `POST /_devstack/functions/{name}/outage {"seconds": N}`,
 //! `POST /_devstack/functions/{name}/kill-on {"marker": "...", "count": N}` and
 //! `POST /_devstack/functions/{name}/fail-deliveries {"upto": 2, "seconds": N, "before": false}`
-//! and `POST /_devstack/functions/{name}/environment {"NAME": "value"}` (`{}` restores).
+//! `POST /_devstack/functions/{name}/slow {"delay_ms": N, "seconds": M}` and
+//! `POST /_devstack/functions/{name}/environment {"NAME": "value"}` (`{}` restores).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -33,6 +36,7 @@ pub struct Faults {
     kill_on: Mutex<Option<(String, usize)>>,
     failed_deliveries: Mutex<Option<(u32, Delivery, Instant)>>,
     environment: Mutex<BTreeMap<String, String>>,
+    slow: Mutex<Option<(Duration, Instant)>>,
 }
 
 /// When a failed delivery fails.
@@ -82,6 +86,17 @@ impl Faults {
     /// Kills still armed.
     pub fn kills_left(&self) -> usize {
         self.kill_on.lock().unwrap().as_ref().map_or(0, |(_, n)| *n)
+    }
+
+    /// Every invocation waits `delay` before it starts, for `duration` (zero ends it).
+    pub fn set_slow(&self, delay: Duration, duration: Duration) {
+        *self.slow.lock().unwrap() =
+            (!delay.is_zero() && !duration.is_zero()).then(|| (delay, Instant::now() + duration));
+    }
+
+    /// How long an invocation starting now waits, if the function is slowed.
+    pub fn delay(&self) -> Option<Duration> {
+        self.slow.lock().unwrap().filter(|(_, until)| Instant::now() < *until).map(|(delay, _)| delay)
     }
 
     /// Lays `variables` over the template's environment of instances started from now on (an

@@ -1,7 +1,7 @@
 //! The Lambda `Invoke` API for the functions' own SDK clients (`AWS_ENDPOINT_URL_LAMBDA`), so a
 //! function can call another synchronously the way it would on AWS. It also offers tests one
 //! the faults of [`crate::faults`] to inject: `POST /_devstack/functions/{name}/outage`,
-//! `/kill-on`, `/fail-deliveries` and `/environment`.
+//! `/kill-on`, `/fail-deliveries`, `/slow` and `/environment`.
 //!
 //! `POST /_devstack/schedules/{name}/run` runs a function's schedule now (its first `Schedule`
 //! event), so a test need not wait for the rule; a JSON body, if any, replaces the event. The
@@ -51,6 +51,7 @@ pub fn router(api: Arc<LambdaApi>) -> Router {
         .route("/_devstack/functions/{name}/kill-on", post(kill_on))
         .route("/_devstack/functions/{name}/fail-deliveries", post(fail_deliveries))
         .route("/_devstack/functions/{name}/environment", post(environment))
+        .route("/_devstack/functions/{name}/slow", post(slow))
         .route("/_devstack/schedules/{name}/run", post(run_schedule))
         .with_state(api)
 }
@@ -137,6 +138,16 @@ async fn fail_deliveries(
         crate::faults::Delivery::AfterRunning
     };
     pool.faults.fail_deliveries(upto, when, Duration::from_secs_f64(seconds));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn slow(State(api): State<Arc<LambdaApi>>, Path(name): Path<String>, Json(body): Json<Value>) -> Response {
+    let Some(pool) = api.functions.get(&name) else {
+        return error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("Function not found: {name}"));
+    };
+    let delay = body.get("delay_ms").and_then(Value::as_u64).unwrap_or(0);
+    let seconds = body.get("seconds").and_then(Value::as_f64).unwrap_or(0.0).max(0.0);
+    pool.faults.set_slow(Duration::from_millis(delay), Duration::from_secs_f64(seconds));
     StatusCode::NO_CONTENT.into_response()
 }
 

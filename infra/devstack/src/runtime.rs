@@ -206,6 +206,9 @@ impl FunctionPool {
     /// Invokes the function with `payload` and waits for its whole response (a streamed one is
     /// gathered).
     pub async fn invoke(&self, payload: Bytes) -> Result<Invoked, InvokeError> {
+        if let Some(delay) = self.faults.delay() {
+            tokio::time::sleep(delay).await;
+        }
         if self.faults.in_outage() {
             return Err(InvokeError::Outage);
         }
