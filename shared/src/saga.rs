@@ -30,6 +30,8 @@ use crate::outbox::OutboxTable;
 pub const TABLE_ENV: &str = "DELETIONS_TABLE";
 /// The outbox the saga's events go into (the users service's: they are about a user).
 pub const OUTBOX_ENV: &str = "DELETIONS_OUTBOX_TABLE";
+/// Tries of a saga transaction that meets another one on the record.
+const CONFLICT_ATTEMPTS: u32 = 6;
 /// What anonymised records show where the deleted user's id was.
 pub const DELETED_USER: &str = "deleted-user";
 
@@ -282,14 +284,27 @@ impl DynamoDeletionSagas {
         ))
     }
 
+    /// Runs the transaction; `Some` with the reasons when it was cancelled. Every step's
+    /// transaction writes the one saga record, and steps finish within milliseconds of each
+    /// other: DynamoDB cancels one that meets another on the record (`TransactionConflict`),
+    /// so a conflict is tried again, after a short random pause, a few times.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Option<crate::store::Cancelled>, String> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(None),
-            Err(e) => match crate::store::cancellation_reasons(&e) {
-                Some(reasons) => Ok(Some(reasons)),
-                None => Err(crate::store::dynamo_error(e)),
-            },
+        for attempt in 1..=CONFLICT_ATTEMPTS {
+            let sent = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let reasons = match sent {
+                Ok(_) => return Ok(None),
+                Err(e) => match crate::store::cancellation_reasons(&e) {
+                    Some(reasons) => reasons,
+                    None => return Err(crate::store::dynamo_error(e)),
+                },
+            };
+            if !reasons.conflicted() || attempt == CONFLICT_ATTEMPTS {
+                return Ok(Some(reasons));
+            }
+            let pause = rand::random_range(10..40) * u64::from(attempt);
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
         }
+        unreachable!("the last attempt returns")
     }
 
     /// Marks the saga completed if every step is, once: the condition lets one writer win.
@@ -315,10 +330,11 @@ impl DynamoDeletionSagas {
         let items =
             vec![TransactWriteItem::builder().update(update).build(), self.outbox.put(&record.completed_event())];
         if let Some(reasons) = self.transact(items).await? {
-            if !(reasons.conflicted() || reasons.condition_failed(0) || reasons.condition_failed(1)) {
+            if !(reasons.condition_failed(0) || reasons.condition_failed(1)) {
+                // Still conflicting: failing the step's delivery makes it try again.
                 return Err(format!("completing the saga was cancelled: {reasons:?}"));
             }
-            // Another step completed it, or a conflicting write: the next reader sees it done.
+            // Another step completed it first.
         } else {
             tracing::info!(user_id, "user deletion completed");
         }

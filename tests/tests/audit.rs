@@ -47,6 +47,11 @@ async fn an_orders_history_is_the_events_of_its_life_in_order() {
     }
     let ids: std::collections::HashSet<&str> = entries.iter().map(|e| e["event_id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 4, "each event once");
+    let path = format!("/api/v1/admin/audit/{id}?page=2&page_size=3");
+    let (status, page) = local.call_as(Some(&admin.access_token), Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!((page["total_items"].as_u64(), page["total_pages"].as_u64()), (Some(4), Some(2)), "{page}");
+    assert_eq!(types(page["items"].as_array().unwrap()), vec!["order.delivered"]);
 
     // A product's history: listed, then deleted.
     let path = format!("/api/v1/products/{product}");

@@ -12,8 +12,8 @@ use shared::http::{service_router, Page, PathParams, QueryParams};
 
 use crate::store::{AuditEntry, AuditLog};
 
-/// The most entries one history is read to; its pages are cut from those.
-pub const MAX_HISTORY: usize = 10_000;
+/// The longest id looked up: DynamoDB refuses a partition key over 2048 bytes.
+pub const MAX_ID_LEN: usize = 1024;
 
 pub fn router<L: AuditLog + 'static>(log: L) -> Router {
     let routes = Router::new().route("/api/v1/admin/audit/{aggregate_id}", get(history::<L>));
@@ -39,15 +39,16 @@ pub struct HistoryQuery {
     pub page_size: u32,
 }
 
-/// Every event about an order, a product, a review or a user, oldest first: what happened to it
-/// and who said so. An aggregate nothing happened to has an empty history.
+/// Every event about an order, a product or a user, oldest first: what happened to it and who
+/// said so (a review's events are under its product). An aggregate nothing happened to has an
+/// empty history.
 #[utoipa::path(
     get, path = "/api/v1/admin/audit/{aggregate_id}", tag = "admin", operation_id = "audit_history",
-    params(("aggregate_id" = String, Path, description = "An order, product, review or user id"), HistoryQuery),
+    params(("aggregate_id" = String, Path, description = "An order, product or user id"), HistoryQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of the history, oldest first", body = Page<AuditEntry>),
-        (status = 400, description = "A bad page number or size", body = ApiError),
+        (status = 400, description = "A bad page number or size, or an id over 1024 bytes", body = ApiError),
         (status = 401, description = "No valid token", body = ApiError),
         (status = 403, description = "The caller is not an admin", body = ApiError),
     ),
@@ -60,6 +61,24 @@ async fn history<L: AuditLog>(
 ) -> Result<Json<Page<AuditEntry>>, ApiError> {
     caller.require(Role::Admin)?;
     shared::http::check_page(query.page, query.page_size).map_err(|(f, r)| ApiError::invalid_field(f, r))?;
-    let entries = log.history(&aggregate_id, MAX_HISTORY).await.map_err(ApiError::unavailable)?;
-    Ok(Json(Page::of(entries, query.page, query.page_size)))
+    if aggregate_id.len() > MAX_ID_LEN {
+        return Err(ApiError::invalid_field("aggregate_id", "at most 1024 bytes"));
+    }
+    let total_items = log.count(&aggregate_id).await.map_err(ApiError::unavailable)?;
+    let skip = u64::from(query.page - 1) * u64::from(query.page_size);
+    // Only as far as the page asked for: the history before it, and the page.
+    let items = if skip >= total_items {
+        Vec::new()
+    } else {
+        let upto = usize::try_from(skip + u64::from(query.page_size)).unwrap_or(usize::MAX);
+        let entries = log.history(&aggregate_id, upto).await.map_err(ApiError::unavailable)?;
+        entries.into_iter().skip(skip as usize).collect()
+    };
+    Ok(Json(Page {
+        items,
+        total_items,
+        total_pages: total_items.div_ceil(u64::from(query.page_size)),
+        current_page: query.page,
+        page_size: query.page_size,
+    }))
 }

@@ -53,6 +53,8 @@ pub trait AuditLog: Send + Sync {
     /// An aggregate's entries, oldest first, at most `limit`.
     fn history(&self, aggregate_id: &str, limit: usize)
         -> impl Future<Output = Result<Vec<AuditEntry>, String>> + Send;
+    /// How many entries an aggregate has.
+    fn count(&self, aggregate_id: &str) -> impl Future<Output = Result<u64, String>> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +91,16 @@ impl AuditLog for DynamoAuditLog {
         shared::store::put_once(put).await
     }
 
+    async fn count(&self, aggregate_id: &str) -> Result<u64, String> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("aggregate_id = :a")
+            .expression_attribute_values(":a", AttributeValue::S(aggregate_id.into()));
+        shared::store::query_count(query).await
+    }
+
     async fn history(&self, aggregate_id: &str, limit: usize) -> Result<Vec<AuditEntry>, String> {
         let query = self
             .client
@@ -121,6 +133,10 @@ impl AuditLog for MemoryAuditLog {
         }
         log.insert(key, entry.clone());
         Ok(true)
+    }
+
+    async fn count(&self, aggregate_id: &str) -> Result<u64, String> {
+        Ok(self.0.lock().unwrap().keys().filter(|(a, _)| a == aggregate_id).count() as u64)
     }
 
     async fn history(&self, aggregate_id: &str, limit: usize) -> Result<Vec<AuditEntry>, String> {

@@ -468,6 +468,10 @@ async fn deletion<I: IdentityStore, P: Outbox, S: DeletionSagas>(
     PathParams(user_id): PathParams<String>,
 ) -> Result<Json<DeletionRecord>, ApiError> {
     caller.require(Role::Admin)?;
+    // DynamoDB refuses a key over 2048 bytes; no user id comes near.
+    if user_id.len() > 1024 {
+        return Err(ApiError::not_found("deletion", "(an id over 1024 bytes)"));
+    }
     let record = service.sagas.get(&user_id).await.map_err(ApiError::unavailable)?;
     record.map(Json).ok_or_else(|| ApiError::not_found("deletion", &user_id))
 }

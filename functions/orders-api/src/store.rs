@@ -160,9 +160,10 @@ impl DynamoOrderStore {
     }
 }
 
-/// A time as orders store it (serde's RFC 3339 with `Z`), for key conditions.
+/// A time as orders store it (serde's RFC 3339 with `Z`), for key conditions: whole seconds,
+/// so that it sorts as text before every time within its second.
 fn stored_time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn order_key(id: &str) -> AttributeValue {
@@ -349,12 +350,14 @@ impl OrderStore for DynamoOrderStore {
         from: chrono::DateTime<chrono::Utc>,
         to: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Order>, String> {
-        // Both indexes sort by `created_at` (RFC 3339 in UTC, which sorts as time does). BETWEEN
-        // includes its upper bound, so an order placed exactly at `to` is dropped below.
+        // Both indexes sort by `created_at` as text, and serde writes as many fractional digits
+        // as a time needs: `…:00.5Z` sorts before `…:00Z`. So the key condition reaches a second
+        // past each end, and the exact window is kept below.
+        let second = chrono::Duration::seconds(1);
         let window = |query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder| {
             query
-                .expression_attribute_values(":from", AttributeValue::S(stored_time(from)))
-                .expression_attribute_values(":to", AttributeValue::S(stored_time(to)))
+                .expression_attribute_values(":from", AttributeValue::S(stored_time(from - second)))
+                .expression_attribute_values(":to", AttributeValue::S(stored_time(to + second)))
         };
         let mut orders: Vec<Order> = Vec::new();
         match seller_id {

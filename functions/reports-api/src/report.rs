@@ -88,7 +88,16 @@ pub struct Window {
 impl Window {
     pub fn parse(query: &WindowQuery, today: NaiveDate) -> Result<Window, ApiError> {
         let to = query.to.unwrap_or(today);
-        let from = query.from.unwrap_or(to - chrono::Duration::days(DEFAULT_DAYS - 1));
+        // Checked: a date at the end of chrono's range has no day 29 days before it.
+        let from = match query.from {
+            Some(from) => from,
+            None => to
+                .checked_sub_signed(chrono::Duration::days(DEFAULT_DAYS - 1))
+                .ok_or_else(|| ApiError::invalid_field("to", "out of range"))?,
+        };
+        if to.succ_opt().is_none() {
+            return Err(ApiError::invalid_field("to", "out of range"));
+        }
         if from > to {
             return Err(ApiError::invalid_field("from", "must not be after `to`"));
         }
@@ -103,6 +112,7 @@ impl Window {
         let start = |d: NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
         StatsQuery {
             from: start(self.from),
+            // `parse` made sure the day after exists.
             to: start(self.to.succ_opt().unwrap_or(self.to)),
             seller_id: scope.seller_id.clone(),
         }
@@ -220,6 +230,10 @@ mod tests {
         assert_eq!(Window::parse(&reversed, today).unwrap_err().details["field"], "from");
         let long = WindowQuery { from: Some(day("2025-01-01")), to: Some(day("2026-12-01")) };
         assert!(Window::parse(&long, today).is_err());
+        let earliest = WindowQuery { from: None, to: Some(NaiveDate::MIN) };
+        assert_eq!(Window::parse(&earliest, today).unwrap_err().details["field"], "to");
+        let latest = WindowQuery { from: Some(NaiveDate::MAX), to: Some(NaiveDate::MAX) };
+        assert_eq!(Window::parse(&latest, today).unwrap_err().details["field"], "to");
     }
 
     #[test]

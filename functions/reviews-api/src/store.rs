@@ -236,16 +236,31 @@ impl ReviewStore for DynamoReviewStore {
     }
 
     async fn moderate(&self, after: &Review, from: ReviewStatus, events: &[Envelope]) -> Result<(), WriteError> {
-        let item = self.item(after).map_err(WriteError::Unavailable)?;
-        let put = Put::builder()
+        // Only what moderation changes: an author anonymised or a review hidden meanwhile (by
+        // their consumers) stays so.
+        let unavailable = |e: String| WriteError::Unavailable(e);
+        let mut set = vec!["#status = :to"];
+        let mut update = Update::builder()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .key("pk", review_key(&after.id))
             .condition_expression("#status = :from")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":from", AttributeValue::S(from.as_str().into()))
+            .expression_attribute_values(":to", AttributeValue::S(after.status.as_str().into()));
+        if let Some(by) = &after.moderated_by {
+            set.push("moderated_by = :by");
+            update = update.expression_attribute_values(":by", AttributeValue::S(by.clone()));
+        }
+        if let Some(at) = &after.moderated_at {
+            set.push("moderated_at = :at");
+            let at = serde_dynamo::to_attribute_value(at).map_err(|e| unavailable(e.to_string()))?;
+            update = update.expression_attribute_values(":at", at);
+        }
+        let update = update
+            .update_expression(format!("SET {}", set.join(", ")))
             .build()
-            .map_err(|e| WriteError::Unavailable(e.to_string()))?;
-        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+            .map_err(|e| unavailable(e.to_string()))?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
         items.extend(self.outbox_puts(events)?);
         self.client
             .transact_write_items()
@@ -269,10 +284,12 @@ impl ReviewStore for DynamoReviewStore {
         from: chrono::DateTime<chrono::Utc>,
         to: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Review>, String> {
-        // `created_at` is stored as serde writes it (RFC 3339, `Z`), which sorts as time does.
-        let at = |t: chrono::DateTime<chrono::Utc>| {
-            AttributeValue::S(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        };
+        // `created_at` is stored as serde writes it, with as many fractional digits as it needs,
+        // so `…:00.5Z` sorts before `…:00Z` as text: the key condition reaches a second past
+        // each end, in whole seconds, and the exact window is kept below.
+        let at =
+            |t: chrono::DateTime<chrono::Utc>| AttributeValue::S(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let second = chrono::Duration::seconds(1);
         let query = self
             .client
             .query()
@@ -281,10 +298,10 @@ impl ReviewStore for DynamoReviewStore {
             .key_condition_expression("#status = :approved AND created_at BETWEEN :from AND :to")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":approved", AttributeValue::S(ReviewStatus::Approved.as_str().into()))
-            .expression_attribute_values(":from", at(from))
-            .expression_attribute_values(":to", at(to));
+            .expression_attribute_values(":from", at(from - second))
+            .expression_attribute_values(":to", at(to + second));
         let mut reviews: Vec<Review> = shared::store::query_as(query, usize::MAX).await?;
-        reviews.retain(|r| r.created_at < to);
+        reviews.retain(|r| from <= r.created_at && r.created_at < to);
         Ok(reviews)
     }
 
