@@ -233,6 +233,9 @@ class Differences:
 
 
 def as_json(value):
+    # An attribute that is not set may read back as "" (MiniStack's FilterPolicy) or not at all.
+    if value == "":
+        return None
     return json.loads(value) if isinstance(value, str) else value
 
 
