@@ -255,6 +255,40 @@ async fn main() -> Result<()> {
         (t99.as_secs_f64() - d99.as_secs_f64()) * 1000.0
     );
 
+    // ---- instrumentation: the same warm invocation of products-api with its metrics recorded
+    // and written (EMF) and with `METRICS_DISABLED=1`, alternating to share the noise.
+    let mut uninstrumented = rust.clone();
+    uninstrumented.environment.insert("METRICS_DISABLED".into(), "1".into());
+    let on = FunctionPool::new(rust.clone(), local_env.clone(), Output::Quiet);
+    let off = FunctionPool::new(uninstrumented, local_env.clone(), Output::Quiet);
+    let (mut metrics_on, mut metrics_off) = (Vec::new(), Vec::new());
+    for i in 0..(args.warm_requests + 20) {
+        for (pool, samples) in [(&on, &mut metrics_on), (&off, &mut metrics_off)] {
+            let t = Instant::now();
+            let invoked = pool.invoke(event.clone()).await.context("warm invoke")?;
+            let took = t.elapsed();
+            let status = serde_json::from_slice::<serde_json::Value>(&invoked.body)?["statusCode"].as_u64();
+            if status != Some(200) {
+                bail!("products-api answered {status:?}");
+            }
+            // The first 20 of each warm the instance up.
+            if i >= 20 {
+                samples.push(took);
+            }
+        }
+    }
+    on.stop_all();
+    off.stop_all();
+    for (label, p) in [("median", 0.5), ("p99", 0.99)] {
+        let (with, without) = (percentile(&mut metrics_on, p), percentile(&mut metrics_off, p));
+        println!(
+            "| warm invoke of products-api with metrics (EMF) on, {label} | {} | {} (METRICS_DISABLED=1) | {:+.1}% |",
+            ms(with),
+            ms(without),
+            (with.as_secs_f64() / without.as_secs_f64() - 1.0) * 100.0
+        );
+    }
+
     // ---- the authorizer alone, warm, keys cached: a valid token vs no token at all.
     let authorizer = stack_function(&stack, "AuthorizerFunction", &root.join("target/release/authorizer"))?;
     let pool = FunctionPool::new(authorizer, local_env.clone(), Output::Quiet);

@@ -50,6 +50,9 @@ while IFS=$'\t' read -r service emulator; do
 done <<<"$answered"
 [[ $(wc -l <<<"$answered") -eq 4 ]] || { echo "expected 4 services in .devstack/stack.json, got: $answered" >&2; exit 1; }
 
+# AWS's EMF schema, which tests/tests/observability.rs holds the functions' metrics to.
+"$scripts/emf-schema.sh"
+
 echo "==> test: unit and integration (EMULATOR=$EMULATOR)"
 log="$STATE_DIR/test-output-$EMULATOR.log"
 set +e

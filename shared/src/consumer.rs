@@ -15,6 +15,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::events::Envelope;
+use crate::metrics::QueueStatus;
 
 pub mod idempotency;
 
@@ -126,7 +127,18 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
         let mut response = SqsBatchResponse::default();
         for record in &batch.records {
             let message_id = record.message_id.clone().unwrap_or_default();
-            if let Err(err) = self.process(record, deadline).await {
+            let queue = record.event_source_arn.as_deref().and_then(|a| a.rsplit(':').next()).unwrap_or("unknown");
+            let outcome = self.process(record, deadline).await;
+            crate::metrics::queue_message(
+                queue,
+                match &outcome {
+                    Ok(true) => QueueStatus::Processed,
+                    Ok(false) => QueueStatus::Duplicate,
+                    Err(RecordError::Undecodable(_)) => QueueStatus::Poison,
+                    Err(_) => QueueStatus::Failed,
+                },
+            );
+            if let Err(err) = outcome {
                 let receive_count = receive_count(record);
                 tracing::error!(message_id = %message_id, receive_count, error = %err, "record failed");
                 self.retries.retry_after(record, self.backoff.delay(receive_count)).await;
@@ -138,7 +150,8 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
         response
     }
 
-    async fn process(&self, record: &SqsMessage, deadline: SystemTime) -> Result<(), RecordError> {
+    /// Processes one record: `true` when it was processed now, `false` for a duplicate.
+    async fn process(&self, record: &SqsMessage, deadline: SystemTime) -> Result<bool, RecordError> {
         let event = decode_record(record)?;
         let span = tracing::info_span!(
             "event",
@@ -151,7 +164,7 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
             match self.idempotency.claim(&self.name, &event, deadline).await.map_err(RecordError::Store)? {
                 Claim::AlreadyProcessed => {
                     tracing::info!("duplicate delivery, already processed");
-                    return Ok(());
+                    return Ok(false);
                 }
                 Claim::InProgress => return Err(RecordError::InProgress(event.id.clone())),
                 Claim::Claimed => {}
@@ -160,7 +173,7 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
                 Ok(()) => {
                     self.idempotency.complete(&self.name, &event).await.map_err(RecordError::Store)?;
                     tracing::info!("event processed");
-                    Ok(())
+                    Ok(true)
                 }
                 Err(err) => {
                     // Give the claim back so the retry is processed, not skipped.
@@ -318,7 +331,12 @@ pub async fn run_sqs_consumer<H: EventHandler + 'static>(
         // requires to be at most the queue's visibility timeout, so an abandoned claim has lapsed
         // before SQS hands the message out again.
         let deadline = event.context.deadline();
-        async move { Ok::<_, lambda_runtime::Error>(consumer.run(event.payload, deadline).await) }.instrument(span)
+        async move {
+            let response = consumer.run(event.payload, deadline).await;
+            crate::metrics::flush();
+            Ok::<_, lambda_runtime::Error>(response)
+        }
+        .instrument(span)
     })))
     .await
 }

@@ -53,6 +53,26 @@ pub fn current_correlation_id() -> Option<String> {
     CORRELATION_ID.try_with(Clone::clone).ok()
 }
 
+/// Middleware: each request's completion, logged once with its status and duration and counted
+/// by route template (`crate::metrics`); then the invocation's metrics are written (Lambda serves
+/// one request per invocation).
+pub async fn observe(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().as_str().to_string();
+    let endpoint = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    tracing::info!(%method, %endpoint, status, duration_ms = took.as_secs_f64() * 1000.0, "request completed");
+    crate::metrics::http_request(&endpoint, &method, status, took);
+    crate::metrics::flush();
+    response
+}
+
 /// Middleware: picks the request id (API Gateway's, else the caller's header, else a new one) and
 /// the correlation id (the caller's header, else the request id), makes both available to the
 /// handler, its logs and its errors, and echoes both in the response headers.
@@ -111,6 +131,7 @@ pub fn service_router<S: Clone + Send + Sync + 'static>(routes: axum::Router<S>,
         .fallback(route_not_found)
         .method_not_allowed_fallback(route_not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn(observe))
         .layer(crate::cors::from_env())
         .layer(axum::middleware::from_fn(request_ids))
 }

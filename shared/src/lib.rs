@@ -9,6 +9,7 @@ pub mod cors;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod metrics;
 pub mod money;
 pub mod outbox;
 pub mod push;

@@ -49,6 +49,8 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
+    pub const NAMES: [&'static str; 3] = ["closed", "open", "half_open"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             BreakerState::Closed => "closed",
@@ -87,8 +89,10 @@ enum Permit {
 impl CircuitBreaker {
     /// Seed 001 §6.2 / issue settings: 5 failures, 30 s.
     pub fn new(name: impl Into<String>, failure_threshold: u32, reset_timeout: Duration) -> Self {
+        let name = name.into();
+        crate::metrics::breaker_state(&name, BreakerState::Closed.as_str(), &BreakerState::NAMES);
         CircuitBreaker {
-            name: name.into(),
+            name,
             failure_threshold: failure_threshold.max(1),
             reset_timeout,
             inner: Mutex::new(BreakerInner {
@@ -146,6 +150,7 @@ impl CircuitBreaker {
     fn transition(&self, s: &mut BreakerInner, to: BreakerState) {
         tracing::warn!(breaker = %self.name, from = s.state.as_str(), to = to.as_str(), "circuit breaker state change");
         s.state = to;
+        crate::metrics::breaker_state(&self.name, to.as_str(), &BreakerState::NAMES);
     }
 }
 

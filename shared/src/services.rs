@@ -189,13 +189,16 @@ pub async fn get_through_lambda(
     get: &InternalGet<'_>,
     caller: Option<&crate::auth::Identity>,
 ) -> Result<(u64, String), LookupError> {
-    let output = lambda
-        .invoke()
-        .function_name(function)
-        .payload(Blob::new(get.proxy_request(caller).to_string()))
-        .send()
-        .await
-        .map_err(|e| LookupError::Unavailable(aws_sdk_lambda::error::DisplayErrorContext(e).to_string()))?;
+    let started = std::time::Instant::now();
+    let sent =
+        lambda.invoke().function_name(function).payload(Blob::new(get.proxy_request(caller).to_string())).send().await;
+    let outcome = match &sent {
+        Ok(out) if out.function_error().is_none() => "ok",
+        _ => "error",
+    };
+    crate::metrics::lambda_invoke(crate::metrics::without_stack(function), outcome, started.elapsed());
+    let output =
+        sent.map_err(|e| LookupError::Unavailable(aws_sdk_lambda::error::DisplayErrorContext(e).to_string()))?;
     if let Some(kind) = output.function_error() {
         return Err(LookupError::Unavailable(format!("function error {kind}")));
     }

@@ -1,5 +1,6 @@
 //! Logging: JSON lines on stdout (what CloudWatch Logs ingests), one object per line, with the
-//! fields of the current span (request id, correlation id, event id) on every line.
+//! fields of the current span (request id, correlation id, event id) on every line. Starting it
+//! also starts the metrics recorder (`crate::metrics`), since every function's `main` begins here.
 
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
@@ -15,4 +16,5 @@ pub fn init_logging() {
         .with_target(false)
         .with_ansi(false);
     let _ = tracing_subscriber::registry().with(filter).with(json).try_init();
+    crate::metrics::init();
 }

@@ -21,7 +21,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| {
         let authorizer = authorizer.clone();
-        async move { authorizer.authorize(&event.payload).await }
+        async move {
+            let decision = authorizer.authorize(&event.payload).await;
+            shared::metrics::flush();
+            decision
+        }
     }))
     .await
 }

@@ -54,6 +54,8 @@ async fn relay_one<P: EventPublisher>(publisher: &P, record: &EventRecord) -> Re
         return Err(not_outbox(format!("the envelope's id is {}, the record's {}", event.id, outbox.event_id)));
     }
     publisher.publish(&event).await?;
+    // How long the event waited between its command and its publication.
+    shared::metrics::outbox_lag((chrono::Utc::now() - event.timestamp).to_std().unwrap_or_default());
     tracing::info!(event_id = %event.id, event_type = %event.event_type, aggregate_id = %outbox.aggregate_id, "relayed");
     Ok(())
 }

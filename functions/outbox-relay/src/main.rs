@@ -15,7 +15,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     )?;
     let publisher = &publisher;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
-        Ok::<_, lambda_runtime::Error>(outbox_relay::relay(publisher, event.payload).await)
+        let response = outbox_relay::relay(publisher, event.payload).await;
+        shared::metrics::flush();
+        Ok::<_, lambda_runtime::Error>(response)
     }))
     .await
 }

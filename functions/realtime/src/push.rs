@@ -22,8 +22,12 @@ impl Pusher {
     pub async fn post(&self, connection_id: &str, frame: &Value) -> Result<bool, String> {
         let data = aws_sdk_apigatewaymanagement::primitives::Blob::new(frame.to_string());
         match self.management.post_to_connection().connection_id(connection_id).data(data).send().await {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                shared::metrics::push_delivery("delivered");
+                Ok(true)
+            }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_gone_exception()) => {
+                shared::metrics::push_delivery("gone");
                 tracing::info!(connection_id, "connection gone; removing it");
                 self.connections.remove(connection_id).await?;
                 Ok(false)

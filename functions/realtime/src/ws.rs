@@ -139,8 +139,14 @@ impl Realtime {
         let context = &event["requestContext"];
         let connection = context["connectionId"].as_str().unwrap_or_default().to_string();
         match context["routeKey"].as_str().unwrap_or_default() {
-            "$connect" => self.connect(&connection, event).await,
+            "$connect" => {
+                let answer = self.connect(&connection, event).await;
+                let opened = answer["statusCode"].as_u64() == Some(200);
+                shared::metrics::websocket_connection(if opened { "opened" } else { "rejected" });
+                answer
+            }
             "$disconnect" => {
+                shared::metrics::websocket_connection("closed");
                 if let Err(e) = self.pusher.connections.remove(&connection).await {
                     tracing::warn!(error = %e, "could not forget a connection; TTL will");
                 }

@@ -22,7 +22,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let input: JobInput = serde_json::from_value(event.payload).unwrap_or_default();
         let thresholds = configured.with_input(&input)?;
-        let summary = run(store, thresholds, chrono::Utc::now()).await?;
+        let summary = run(store, thresholds, chrono::Utc::now()).await;
+        shared::metrics::flush();
+        let summary = summary?;
         if summary.failed > 0 {
             // An error makes the scheduler retry; the run is safe to repeat.
             return Err(lambda_runtime::Error::from(format!("{} orders failed: {summary:?}", summary.failed)));

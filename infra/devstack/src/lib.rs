@@ -8,6 +8,7 @@
 
 pub mod authorizer;
 pub mod dlq;
+pub mod emf;
 pub mod esm;
 pub mod faults;
 pub mod function_url;

@@ -226,7 +226,8 @@ async fn up(
     }
     let lambda_api = Arc::new(LambdaApi::new(local.pools.clone(), &stack.region, &stack.account_id));
     tokio::spawn(async move {
-        let _ = axum::serve(lambda_listener, lambda_router(lambda_api).merge(devstack::proxy::router(sns))).await;
+        let app = lambda_router(lambda_api).merge(devstack::proxy::router(sns)).merge(devstack::emf::router());
+        let _ = axum::serve(lambda_listener, app).await;
     });
     std::fs::write(common.state.with_file_name("lambda"), &lambda_endpoint)?;
     // Function URLs by logical id, for clients and tests.
@@ -251,7 +252,10 @@ async fn up(
     println!("devstack: then confirm (the code is in the emulator's mail: README.md, \"First requests\"), log in and list a product");
     let ready = common.state.with_file_name("ready");
     std::fs::write(&ready, &base).with_context(|| format!("writing {}", ready.display()))?;
-    let app = gateway::router(local.gateway).into_make_service_with_connect_info::<SocketAddr>();
+    println!("devstack: the functions' metrics (Prometheus text): {base}/_devstack/metrics");
+    let app = gateway::router(local.gateway)
+        .merge(devstack::emf::router())
+        .into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
     let result = served.await;
     let _ = std::fs::remove_file(&ready);

@@ -431,6 +431,8 @@ impl FunctionPool {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
+                    // What CloudWatch Logs would turn into metrics.
+                    crate::emf::STORE.ingest_line(&line);
                     if output == Output::Print {
                         println!("[{binary}] {line}");
                     }

@@ -70,6 +70,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     response.batch_item_failures.push(failure);
                 }
             }
+            shared::metrics::flush();
             Ok::<_, lambda_runtime::Error>(response)
         }
     }))

@@ -36,7 +36,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let realtime = realtime.clone();
-        async move { Ok::<_, lambda_runtime::Error>(realtime.handle(&event.payload).await) }
+        async move {
+            let answer = realtime.handle(&event.payload).await;
+            shared::metrics::flush();
+            Ok::<_, lambda_runtime::Error>(answer)
+        }
     }))
     .await
 }
