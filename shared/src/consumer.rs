@@ -169,7 +169,8 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
                 Claim::InProgress => return Err(RecordError::InProgress(event.id.clone())),
                 Claim::Claimed => {}
             }
-            match self.handler.handle(&event).await {
+            // What the handler publishes carries this event's correlation id and trace.
+            match crate::events::caused_by(&event, self.handler.handle(&event)).await {
                 Ok(()) => {
                     self.idempotency.complete(&self.name, &event).await.map_err(RecordError::Store)?;
                     tracing::info!("event processed");
@@ -185,7 +186,7 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
                         receive_count: receive_count(record),
                         max_receive_count: self.retries.max_receive_count(record).await,
                     };
-                    self.handler.failed(&event, &delivery, &err).await;
+                    crate::events::caused_by(&event, self.handler.failed(&event, &delivery, &err)).await;
                     Err(err.into())
                 }
             }

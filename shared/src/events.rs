@@ -40,6 +40,23 @@ pub struct Metadata {
     pub extra: Map<String, Value>,
 }
 
+/// The W3C trace context's key in [`Metadata`].
+pub const TRACEPARENT: &str = "traceparent";
+
+tokio::task_local! {
+    /// The metadata of the event being handled, while a consumer handles it.
+    static CAUSE: Metadata;
+}
+
+/// Runs `handling` as caused by `event`: the envelopes made inside carry its correlation id and
+/// its trace context (X-Ray header, W3C `traceparent`), and so do the logs and errors that read
+/// the correlation id. The chain of one user action survives every hop.
+pub async fn caused_by<F: std::future::Future>(event: &Envelope, handling: F) -> F::Output {
+    let correlation = event.metadata.correlation_id.clone().unwrap_or_else(|| event.id.clone());
+    let scoped = CAUSE.scope(event.metadata.clone(), handling);
+    crate::http::CORRELATION_ID.scope(correlation, scoped).await
+}
+
 /// A payload type with its `noun.verb` name.
 pub trait DomainEvent: Serialize + DeserializeOwned {
     const TYPE: &'static str;
@@ -55,20 +72,26 @@ impl<T: DomainEvent> Envelope<T> {
         envelope
     }
 
-    /// Wraps `data` in a new envelope carrying the current correlation id (or a new one).
+    /// Wraps `data` in a new envelope carrying the current correlation id (or a new one) and
+    /// trace context: a consumer's events carry those of the event it handles ([`caused_by`]).
     pub fn new(source: &str, data: T) -> Self {
-        let correlation_id = crate::http::current_correlation_id().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let cause = CAUSE.try_with(Clone::clone).ok();
+        let correlation_id = crate::http::current_correlation_id()
+            .or_else(|| cause.as_ref().and_then(|c| c.correlation_id.clone()))
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let trace_header =
+            cause.as_ref().and_then(|c| c.trace_header.clone()).or_else(|| std::env::var("_X_AMZN_TRACE_ID").ok());
+        let mut extra = Map::new();
+        if let Some(traceparent) = cause.as_ref().and_then(|c| c.extra.get(TRACEPARENT)) {
+            extra.insert(TRACEPARENT.into(), traceparent.clone());
+        }
         Envelope {
             id: uuid::Uuid::now_v7().to_string(),
             event_type: T::TYPE.to_string(),
             timestamp: Utc::now(),
             source: source.to_string(),
             data,
-            metadata: Metadata {
-                correlation_id: Some(correlation_id),
-                trace_header: std::env::var("_X_AMZN_TRACE_ID").ok(),
-                extra: Map::new(),
-            },
+            metadata: Metadata { correlation_id: Some(correlation_id), trace_header, extra },
         }
     }
 
@@ -694,6 +717,27 @@ mod tests {
             reason: "boom".into(),
         });
         check(UserDisabled { user_id: "u".into(), disabled_by: "admin".into() });
+    }
+
+    #[tokio::test]
+    async fn a_consumers_events_carry_the_correlation_and_trace_of_the_event_it_handles() {
+        let mut cause = Envelope::new("t", UserLogin { user_id: "u".into(), email: "e@x".into(), source_ip: None });
+        cause.metadata.correlation_id = Some("corr-1".into());
+        cause.metadata.trace_header = Some("Root=1-5759e988-bd862e3fe1be46a994272793".into());
+        cause
+            .metadata
+            .extra
+            .insert(TRACEPARENT.into(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
+        let cause = cause.into_untyped();
+        let made = caused_by(&cause, async {
+            Envelope::new("c", UserDisabled { user_id: "u".into(), disabled_by: "a".into() })
+        })
+        .await;
+        assert_eq!(made.metadata.correlation_id.as_deref(), Some("corr-1"));
+        assert_eq!(made.metadata.trace_header, cause.metadata.trace_header);
+        assert_eq!(made.metadata.extra.get(TRACEPARENT), cause.metadata.extra.get(TRACEPARENT));
+        let outside = Envelope::new("c", UserDisabled { user_id: "u".into(), disabled_by: "a".into() });
+        assert_ne!(outside.metadata.correlation_id.as_deref(), Some("corr-1"));
     }
 
     #[test]

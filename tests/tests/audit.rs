@@ -75,3 +75,30 @@ async fn the_audit_log_is_for_admins_and_pages_are_checked() {
     let entries = history(&local, &admin, &buyer.user_id, 2).await;
     assert_eq!(types(&entries), vec!["user.created", "user.login"]);
 }
+
+#[tokio::test]
+async fn a_consumers_event_keeps_the_correlation_id_of_the_order_that_caused_it() {
+    let local = Local::connect().await;
+    let admin = local.admin().await;
+    let seller = local.signed_up("seller").await;
+    let buyer = local.signed_up("buyer").await;
+    let product = listed(&local, &seller, "Last lamp", 9000, 1).await;
+    let correlation = integration_tests::unique("corr");
+    let response = local
+        .http
+        .post(local.url("/api/v1/orders"))
+        .bearer_auth(&buyer.access_token)
+        .header("x-correlation-id", &correlation)
+        .json(&json!({"items": [{"product_id": product, "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    // The order takes the last unit: inventory-consumer announces product.out_of_stock, a hop
+    // later, on the same chain.
+    let entries = history(&local, &admin, &product, 2).await;
+    assert_eq!(types(&entries), vec!["product.created", "product.out_of_stock"]);
+    assert_eq!(entries[1]["source"], "inventory-consumer");
+    assert_eq!(entries[1]["correlation_id"], correlation.as_str(), "{entries:?}");
+    assert_ne!(entries[0]["correlation_id"], correlation.as_str());
+}
