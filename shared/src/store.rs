@@ -6,6 +6,21 @@ pub fn dynamo_error<E: std::error::Error + 'static>(e: aws_sdk_dynamodb::error::
     aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()
 }
 
+/// Key-condition bounds (`BETWEEN :from AND :to`) over a time attribute stored as serde writes
+/// it: RFC 3339 in UTC with as many fractional digits as the time needs, so `…:00.5Z` sorts
+/// before `…:00Z` as text. The bounds are whole seconds one second past each end; the caller
+/// keeps the exact window `[from, to)` from what the query returns.
+pub fn time_window(
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> (aws_sdk_dynamodb::types::AttributeValue, aws_sdk_dynamodb::types::AttributeValue) {
+    let second = chrono::Duration::seconds(1);
+    let at = |t: chrono::DateTime<chrono::Utc>| {
+        aws_sdk_dynamodb::types::AttributeValue::S(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    };
+    (at(from - second), at(to + second))
+}
+
 /// An item as the SDK returns it.
 pub type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
 

@@ -123,6 +123,17 @@ impl DynamoOrderStore {
         DynamoOrderStore { client, orders, products, outbox }
     }
 
+    /// The tables from `ORDERS_TABLE`, `PRODUCTS_TABLE` (stock moves with orders) and the
+    /// outbox's `OUTBOX_TABLE`.
+    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, shared::config::MissingEnv> {
+        Ok(DynamoOrderStore::new(
+            aws_sdk_dynamodb::Client::new(config),
+            shared::config::required_env("ORDERS_TABLE")?,
+            shared::config::required_env("PRODUCTS_TABLE")?,
+            OutboxTable::from_env()?,
+        ))
+    }
+
     /// A stock change on one product. A reservation (`reserve`) is conditional on enough
     /// available stock of an active product.
     fn stock_update(&self, product_id: &str, quantity: i64, reserve: bool) -> Result<TransactWriteItem, String> {
@@ -158,12 +169,6 @@ impl DynamoOrderStore {
         }
         Ok(TransactWriteItem::builder().update(update.build().map_err(|e| e.to_string())?).build())
     }
-}
-
-/// A time as orders store it (serde's RFC 3339 with `Z`), for key conditions: whole seconds,
-/// so that it sorts as text before every time within its second.
-fn stored_time(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn order_key(id: &str) -> AttributeValue {
@@ -350,14 +355,11 @@ impl OrderStore for DynamoOrderStore {
         from: chrono::DateTime<chrono::Utc>,
         to: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Order>, String> {
-        // Both indexes sort by `created_at` as text, and serde writes as many fractional digits
-        // as a time needs: `…:00.5Z` sorts before `…:00Z`. So the key condition reaches a second
-        // past each end, and the exact window is kept below.
-        let second = chrono::Duration::seconds(1);
+        // Both indexes sort by `created_at` as text: whole-second bounds a second wide of the
+        // window (`shared::store::time_window`), and the exact window is kept below.
+        let (after, before) = shared::store::time_window(from, to);
         let window = |query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder| {
-            query
-                .expression_attribute_values(":from", AttributeValue::S(stored_time(from - second)))
-                .expression_attribute_values(":to", AttributeValue::S(stored_time(to + second)))
+            query.expression_attribute_values(":from", after.clone()).expression_attribute_values(":to", before.clone())
         };
         let mut orders: Vec<Order> = Vec::new();
         match seller_id {

@@ -3,20 +3,14 @@
 
 use orders_api::closure::AccountClosure;
 use orders_api::store::DynamoOrderStore;
-use shared::config::{aws_sdk_config, required_env};
-use shared::outbox::OutboxTable;
+use shared::config::aws_sdk_config;
 use shared::saga::{DynamoDeletionSagas, SagaStep};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init_logging();
     let config = aws_sdk_config().await;
-    let store = DynamoOrderStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        required_env("ORDERS_TABLE")?,
-        required_env("PRODUCTS_TABLE")?,
-        OutboxTable::from_env()?,
-    );
+    let store = DynamoOrderStore::from_env(&config)?;
     let handler = SagaStep::new("orders-consumer", AccountClosure(store), DynamoDeletionSagas::from_env(&config)?);
     shared::consumer::run_sqs_consumer(&config, "orders-consumer", handler).await
 }

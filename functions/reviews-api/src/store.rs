@@ -284,12 +284,9 @@ impl ReviewStore for DynamoReviewStore {
         from: chrono::DateTime<chrono::Utc>,
         to: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Review>, String> {
-        // `created_at` is stored as serde writes it, with as many fractional digits as it needs,
-        // so `…:00.5Z` sorts before `…:00Z` as text: the key condition reaches a second past
-        // each end, in whole seconds, and the exact window is kept below.
-        let at =
-            |t: chrono::DateTime<chrono::Utc>| AttributeValue::S(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        let second = chrono::Duration::seconds(1);
+        // Whole-second bounds a second wide of the window (`shared::store::time_window`); the
+        // exact window is kept below.
+        let (after, before) = shared::store::time_window(from, to);
         let query = self
             .client
             .query()
@@ -298,8 +295,8 @@ impl ReviewStore for DynamoReviewStore {
             .key_condition_expression("#status = :approved AND created_at BETWEEN :from AND :to")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":approved", AttributeValue::S(ReviewStatus::Approved.as_str().into()))
-            .expression_attribute_values(":from", at(from - second))
-            .expression_attribute_values(":to", at(to + second));
+            .expression_attribute_values(":from", after)
+            .expression_attribute_values(":to", before);
         let mut reviews: Vec<Review> = shared::store::query_as(query, usize::MAX).await?;
         reviews.retain(|r| from <= r.created_at && r.created_at < to);
         Ok(reviews)

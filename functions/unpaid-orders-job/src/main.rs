@@ -3,20 +3,14 @@
 use lambda_runtime::{service_fn, LambdaEvent};
 use orders_api::store::DynamoOrderStore;
 use serde_json::Value;
-use shared::config::{aws_sdk_config, required_env};
-use shared::outbox::OutboxTable;
+use shared::config::aws_sdk_config;
 use unpaid_orders_job::{run, JobInput, Thresholds};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init_logging();
     let config = aws_sdk_config().await;
-    let store = DynamoOrderStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        required_env("ORDERS_TABLE")?,
-        required_env("PRODUCTS_TABLE")?,
-        OutboxTable::from_env()?,
-    );
+    let store = DynamoOrderStore::from_env(&config)?;
     let configured = Thresholds::from_env()?;
     let store = &store;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
