@@ -255,15 +255,24 @@ async fn main() -> Result<()> {
         (t99.as_secs_f64() - d99.as_secs_f64()) * 1000.0
     );
 
-    // ---- instrumentation: the same warm invocation of products-api with its metrics recorded
-    // and written (EMF) and with `METRICS_DISABLED=1`, alternating to share the noise.
-    let mut uninstrumented = rust.clone();
-    uninstrumented.environment.insert("METRICS_DISABLED".into(), "1".into());
-    let on = FunctionPool::new(rust.clone(), local_env.clone(), Output::Quiet);
-    let off = FunctionPool::new(uninstrumented, local_env.clone(), Output::Quiet);
-    let (mut metrics_on, mut metrics_off) = (Vec::new(), Vec::new());
+    // ---- instrumentation: the same warm invocation of products-api with everything on (metrics
+    // written as EMF, spans exported over OTLP to a receiver in this process, as devstack's),
+    // with metrics alone, and with both off; alternating, to share the noise.
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let otlp = format!("http://{}", receiver.local_addr()?);
+    tokio::spawn(async move { axum::serve(receiver, devstack::traces::router()).await });
+    let variant = |vars: &[(&str, &str)]| {
+        let mut spec = rust.clone();
+        spec.environment.remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+        spec.environment.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        FunctionPool::new(spec, local_env.clone(), Output::Quiet)
+    };
+    let all_on = variant(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp)]);
+    let metrics_only = variant(&[]);
+    let off = variant(&[("METRICS_DISABLED", "1")]);
+    let (mut with_all, mut with_metrics, mut without) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..(args.warm_requests + 20) {
-        for (pool, samples) in [(&on, &mut metrics_on), (&off, &mut metrics_off)] {
+        for (pool, samples) in [(&all_on, &mut with_all), (&metrics_only, &mut with_metrics), (&off, &mut without)] {
             let t = Instant::now();
             let invoked = pool.invoke(event.clone()).await.context("warm invoke")?;
             let took = t.elapsed();
@@ -277,16 +286,27 @@ async fn main() -> Result<()> {
             }
         }
     }
-    on.stop_all();
-    off.stop_all();
+    for pool in [&all_on, &metrics_only, &off] {
+        pool.stop_all();
+    }
+    // The traced variant really exported: each invocation is at least two spans.
+    let spans = devstack::traces::STORE.len();
+    if spans < 2 * args.warm_requests {
+        bail!("the traced products-api exported {spans} spans for {} invocations", args.warm_requests + 20);
+    }
     for (label, p) in [("median", 0.5), ("p99", 0.99)] {
-        let (with, without) = (percentile(&mut metrics_on, p), percentile(&mut metrics_off, p));
-        println!(
-            "| warm invoke of products-api with metrics (EMF) on, {label} | {} | {} (METRICS_DISABLED=1) | {:+.1}% |",
-            ms(with),
-            ms(without),
-            (with.as_secs_f64() / without.as_secs_f64() - 1.0) * 100.0
-        );
+        let base = percentile(&mut without, p);
+        for (what, samples) in
+            [("metrics (EMF) and traces (OTLP)", &mut with_all), ("metrics (EMF) alone", &mut with_metrics)]
+        {
+            let with = percentile(samples, p);
+            println!(
+                "| warm invoke of products-api with {what} on, {label} | {} | {} (METRICS_DISABLED=1, no OTLP endpoint) | {:+.1}% |",
+                ms(with),
+                ms(base),
+                (with.as_secs_f64() / base.as_secs_f64() - 1.0) * 100.0
+            );
+        }
     }
 
     // ---- the authorizer alone, warm, keys cached: a valid token vs no token at all.

@@ -52,6 +52,8 @@ done <<<"$answered"
 
 # AWS's EMF schema, which tests/tests/observability.rs holds the functions' metrics to.
 "$scripts/emf-schema.sh"
+# Chromium and playwright-core, which tests/tests/console.rs drives the console with.
+"$scripts/browser.sh"
 
 echo "==> test: unit and integration (EMULATOR=$EMULATOR)"
 log="$STATE_DIR/test-output-$EMULATOR.log"

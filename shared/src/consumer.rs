@@ -159,6 +159,14 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
             event_id = %event.id,
             event_type = %event.event_type,
             correlation_id = %event.metadata.correlation_id.as_deref().unwrap_or(""),
+            "otel.name" = format!("{} {}", self.name, event.event_type),
+            "otel.kind" = "consumer",
+        );
+        // Handling an event continues the trace of whatever published it.
+        crate::traces::set_parent(
+            &span,
+            crate::events::trace_of(&event)
+                .or_else(|| record.attributes.get("AWSTraceHeader").and_then(|h| crate::traces::from_xray(h))),
         );
         async {
             match self.idempotency.claim(&self.name, &event, deadline).await.map_err(RecordError::Store)? {
@@ -325,7 +333,7 @@ pub async fn run_sqs_consumer<H: EventHandler + 'static>(
     });
     // Boxed: the runtime's future is deep enough to overflow the compiler's layout recursion limit
     // when nested in the caller's `main`.
-    Box::pin(lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+    Box::pin(crate::traces::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
         let consumer = consumer.clone();
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
         // The claim lasts as long as this invocation can: the function's timeout, which Lambda

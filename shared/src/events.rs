@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use crate::config::{required_env, MissingEnv};
 use crate::money::Money;
@@ -41,7 +42,7 @@ pub struct Metadata {
 }
 
 /// The W3C trace context's key in [`Metadata`].
-pub const TRACEPARENT: &str = "traceparent";
+pub use crate::traces::TRACEPARENT;
 
 tokio::task_local! {
     /// The metadata of the event being handled, while a consumer handles it.
@@ -55,6 +56,23 @@ pub async fn caused_by<F: std::future::Future>(event: &Envelope, handling: F) ->
     let correlation = event.metadata.correlation_id.clone().unwrap_or_else(|| event.id.clone());
     let scoped = CAUSE.scope(event.metadata.clone(), handling);
     crate::http::CORRELATION_ID.scope(correlation, scoped).await
+}
+
+/// Writes `trace` into an event's metadata, in both carriers.
+fn stamp(metadata: &mut Metadata, trace: &crate::traces::TraceHeaders) {
+    metadata.trace_header = Some(trace.xray.clone());
+    metadata.extra.insert(TRACEPARENT.into(), Value::String(trace.traceparent.clone()));
+}
+
+/// The trace an event belongs to: its `traceparent`, else its X-Ray header.
+pub fn trace_of(event: &Envelope) -> Option<opentelemetry::Context> {
+    event
+        .metadata
+        .extra
+        .get(TRACEPARENT)
+        .and_then(Value::as_str)
+        .and_then(crate::traces::from_traceparent)
+        .or_else(|| event.metadata.trace_header.as_deref().and_then(crate::traces::from_xray))
 }
 
 /// A payload type with its `noun.verb` name.
@@ -79,11 +97,20 @@ impl<T: DomainEvent> Envelope<T> {
         let correlation_id = crate::http::current_correlation_id()
             .or_else(|| cause.as_ref().and_then(|c| c.correlation_id.clone()))
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let trace_header =
-            cause.as_ref().and_then(|c| c.trace_header.clone()).or_else(|| std::env::var("_X_AMZN_TRACE_ID").ok());
-        let mut extra = Map::new();
-        if let Some(traceparent) = cause.as_ref().and_then(|c| c.extra.get(TRACEPARENT)) {
-            extra.insert(TRACEPARENT.into(), traceparent.clone());
+        let mut metadata = Metadata { correlation_id: Some(correlation_id), ..Metadata::default() };
+        match crate::traces::current() {
+            // The span that made the event: the handler's, which a consumer's continues the
+            // trace of the event it handles.
+            Some(trace) => stamp(&mut metadata, &trace),
+            None => {
+                metadata.trace_header = cause
+                    .as_ref()
+                    .and_then(|c| c.trace_header.clone())
+                    .or_else(|| std::env::var("_X_AMZN_TRACE_ID").ok());
+                if let Some(traceparent) = cause.as_ref().and_then(|c| c.extra.get(TRACEPARENT)) {
+                    metadata.extra.insert(TRACEPARENT.into(), traceparent.clone());
+                }
+            }
         }
         Envelope {
             id: uuid::Uuid::now_v7().to_string(),
@@ -91,7 +118,7 @@ impl<T: DomainEvent> Envelope<T> {
             timestamp: Utc::now(),
             source: source.to_string(),
             data,
-            metadata: Metadata { correlation_id: Some(correlation_id), trace_header, extra },
+            metadata,
         }
     }
 
@@ -503,6 +530,21 @@ fn string_attribute(value: &str) -> MessageAttributeValue {
 impl EventPublisher for SnsPublisher {
     async fn publish(&self, event: &Envelope) -> Result<(), PublishError> {
         let topic_arn = self.topic_arn(&event.event_type)?;
+        // The publish is a span of the event's own trace (the relay publishes long after the
+        // request); the consumers' spans are its children.
+        let span = tracing::info_span!(
+            "publish",
+            "otel.name" = format!("publish {}", event.event_type),
+            "otel.kind" = "producer",
+            event_id = %event.id,
+            correlation_id = %event.metadata.correlation_id.as_deref().unwrap_or(""),
+        );
+        crate::traces::set_parent(&span, trace_of(event));
+        let mut event = event.clone();
+        if let Some(trace) = crate::traces::headers_of(&span) {
+            stamp(&mut event.metadata, &trace);
+        }
+        let event = &event;
         let body = serde_json::to_string(event).expect("envelopes serialize to JSON");
         let mut request = self
             .client
@@ -514,7 +556,7 @@ impl EventPublisher for SnsPublisher {
         if let Some(correlation_id) = &event.metadata.correlation_id {
             request = request.message_attributes("correlation_id", string_attribute(correlation_id));
         }
-        request.send().await.map_err(|e| PublishError::Sns {
+        request.send().instrument(span).await.map_err(|e| PublishError::Sns {
             event_type: event.event_type.clone(),
             message: aws_sdk_sns::error::DisplayErrorContext(e).to_string(),
         })?;

@@ -26,6 +26,18 @@ macro_rules! build_id {
     };
 }
 
+/// Serves `router` on Lambda: `lambda_http::run` with [`crate::traces::InvocationLayer`], so each
+/// invocation is a span of the trace API Gateway (or an `Invoke` caller) started.
+pub async fn run(router: axum::Router) -> Result<(), lambda_http::Error> {
+    lambda_runtime::Runtime::new(lambda_http::Adapter::from(router)).layer(crate::traces::InvocationLayer).run().await
+}
+
+/// [`run`] for a router whose answers stream (Lambda response streaming): the invocation's span
+/// ends, and is exported, when the stream does.
+pub async fn run_streaming(router: axum::Router) -> Result<(), lambda_http::Error> {
+    lambda_http::streaming_runtime(router).layer(crate::traces::InvocationLayer).run().await
+}
+
 /// `router` with the `x-build-id` header on every answer (what [`build_id!`] gives).
 pub fn with_build_id(router: axum::Router, build: &'static str) -> axum::Router {
     let Ok(value) = HeaderValue::from_str(build) else { return router };
@@ -68,6 +80,11 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let took = started.elapsed();
     let status = response.status().as_u16();
     tracing::info!(%method, %endpoint, status, duration_ms = took.as_secs_f64() * 1000.0, "request completed");
+    let span = tracing::Span::current();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "error");
+    }
     crate::metrics::http_request(&endpoint, &method, status, took);
     crate::metrics::flush();
     response
@@ -98,12 +115,17 @@ pub async fn request_ids(request: Request, next: Next) -> Response {
         let correlation_id = header(CORRELATION_ID_HEADER).unwrap_or_else(|| request_id.clone());
         (request_id, correlation_id)
     };
+    // The span is named for the route template (routing has run: this layer wraps each route).
+    let endpoint = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str()).unwrap_or("unmatched");
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
         correlation_id = %correlation_id,
         method = %request.method(),
         path = %request.uri().path(),
+        "otel.name" = format!("{} {endpoint}", request.method()),
+        "http.response.status_code" = tracing::field::Empty,
+        "otel.status_code" = tracing::field::Empty,
     );
     let mut response = REQUEST_ID
         .scope(request_id.clone(), CORRELATION_ID.scope(correlation_id.clone(), next.run(request).instrument(span)))

@@ -19,6 +19,7 @@ pub mod services;
 pub mod stats;
 pub mod store;
 pub mod telemetry;
+pub mod traces;
 
 pub use error::{ApiError, ErrorCode};
 pub use money::Money;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use aws_sdk_lambda::primitives::Blob;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use crate::config::{required_env, MissingEnv};
 use crate::error::{ApiError, ErrorCode};
@@ -190,13 +191,34 @@ pub async fn get_through_lambda(
     caller: Option<&crate::auth::Identity>,
 ) -> Result<(u64, String), LookupError> {
     let started = std::time::Instant::now();
-    let sent =
-        lambda.invoke().function_name(function).payload(Blob::new(get.proxy_request(caller).to_string())).send().await;
+    let target = crate::metrics::without_stack(function);
+    let span = tracing::info_span!("invoke", "otel.name" = format!("invoke {target}"), "otel.kind" = "client", target);
+    // The callee's invocation continues this span's trace: Lambda reads the Invoke request's
+    // X-Ray header; the event's `traceparent` says the same in W3C terms.
+    let trace = crate::traces::headers_of(&span);
+    let mut request = get.proxy_request(caller);
+    if let Some(trace) = &trace {
+        request["headers"][crate::traces::TRACEPARENT] = json!(trace.traceparent);
+        request["multiValueHeaders"][crate::traces::TRACEPARENT] = json!([trace.traceparent]);
+    }
+    let sent = lambda
+        .invoke()
+        .function_name(function)
+        .payload(Blob::new(request.to_string()))
+        .customize()
+        .mutate_request(move |http| {
+            if let Some(trace) = &trace {
+                http.headers_mut().insert(crate::traces::XRAY_HEADER, trace.xray.clone());
+            }
+        })
+        .send()
+        .instrument(span)
+        .await;
     let outcome = match &sent {
         Ok(out) if out.function_error().is_none() => "ok",
         _ => "error",
     };
-    crate::metrics::lambda_invoke(crate::metrics::without_stack(function), outcome, started.elapsed());
+    crate::metrics::lambda_invoke(target, outcome, started.elapsed());
     let output =
         sent.map_err(|e| LookupError::Unavailable(aws_sdk_lambda::error::DisplayErrorContext(e).to_string()))?;
     if let Some(kind) = output.function_error() {

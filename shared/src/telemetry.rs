@@ -1,6 +1,7 @@
 //! Logging: JSON lines on stdout (what CloudWatch Logs ingests), one object per line, with the
 //! fields of the current span (request id, correlation id, event id) on every line. Starting it
-//! also starts the metrics recorder (`crate::metrics`), since every function's `main` begins here.
+//! also starts the metrics recorder (`crate::metrics`) and, where an OTLP endpoint is configured,
+//! the span exporter (`crate::traces`), since every function's `main` begins here.
 
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
@@ -15,6 +16,6 @@ pub fn init_logging() {
         .with_span_list(false)
         .with_target(false)
         .with_ansi(false);
-    let _ = tracing_subscriber::registry().with(filter).with(json).try_init();
+    let _ = tracing_subscriber::registry().with(filter).with(json).with(crate::traces::exporting_layer()).try_init();
     crate::metrics::init();
 }

@@ -69,7 +69,9 @@ impl FaultStack {
             .expect("assemble the fault stack");
         let lambda_api =
             Arc::new(devstack::lambda_api::LambdaApi::new(api.pools.clone(), &stack.region, &stack.account_id));
-        tokio::spawn(async move { axum::serve(lambda, devstack::lambda_api::router(lambda_api)).await.unwrap() });
+        // Its functions export their spans there too, as to devstack.
+        let app = devstack::lambda_api::router(lambda_api).merge(devstack::traces::router());
+        tokio::spawn(async move { axum::serve(lambda, app).await.unwrap() });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let app = devstack::gateway::router(api.gateway).into_make_service_with_connect_info::<std::net::SocketAddr>();

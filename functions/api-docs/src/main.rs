@@ -8,5 +8,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         return Ok(());
     }
     shared::telemetry::init_logging();
-    lambda_http::run(shared::http::with_build_id(api_docs::router(), shared::build_id!())).await
+    shared::http::run(shared::http::with_build_id(api_docs::router(), shared::build_id!())).await
 }

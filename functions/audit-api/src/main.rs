@@ -9,5 +9,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init_logging();
     let config = aws_sdk_config().await;
     let log = DynamoAuditLog::from_env(&config)?;
-    lambda_http::run(shared::http::with_build_id(router(log), shared::build_id!())).await
+    shared::http::run(shared::http::with_build_id(router(log), shared::build_id!())).await
 }

@@ -21,5 +21,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         outbox: DynamoOutbox::from_env(aws_sdk_dynamodb::Client::new(&config))?,
         sagas: DynamoDeletionSagas::from_env(&config)?,
     };
-    lambda_http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
+    shared::http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
 }

@@ -19,7 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             seller: required_env("USAGE_KEY_SELLER")?,
         },
     });
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| {
+    shared::traces::run(service_fn(move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| {
         let authorizer = authorizer.clone();
         async move {
             let decision = authorizer.authorize(&event.payload).await;

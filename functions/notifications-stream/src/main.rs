@@ -13,5 +13,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         settings.duration = std::time::Duration::from_secs(seconds);
     }
     let app = router(DynamoNotificationStore::from_env(&config)?, authorizer::identifier_from_env(&config)?, settings);
-    lambda_http::run_with_streaming_response(shared::http::with_build_id(app, shared::build_id!())).await
+    shared::http::run_streaming(shared::http::with_build_id(app, shared::build_id!())).await
 }

@@ -11,5 +11,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = aws_sdk_config().await;
     let service =
         OrdersService { products: ProductsClient::from_env(&config)?, store: DynamoOrderStore::from_env(&config)? };
-    lambda_http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
+    shared::http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
 }

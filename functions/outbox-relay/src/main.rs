@@ -14,7 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         &[Topic::UserEvents, Topic::OrderEvents, Topic::ProductEvents],
     )?;
     let publisher = &publisher;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
+    shared::traces::run(service_fn(move |event: LambdaEvent<Event>| async move {
         let response = outbox_relay::relay(publisher, event.payload).await;
         shared::metrics::flush();
         Ok::<_, lambda_runtime::Error>(response)

@@ -11,5 +11,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = aws_sdk_config().await;
     let store = DynamoProductStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("PRODUCTS_TABLE")?)
         .with_outbox(OutboxTable::from_env()?);
-    lambda_http::run(shared::http::with_build_id(router(ProductService::new(store)), shared::build_id!())).await
+    shared::http::run(shared::http::with_build_id(router(ProductService::new(store)), shared::build_id!())).await
 }

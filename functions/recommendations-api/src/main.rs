@@ -8,7 +8,7 @@ use shared::config::aws_sdk_config;
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init_logging();
     let config = aws_sdk_config().await;
-    lambda_http::run(shared::http::with_build_id(
+    shared::http::run(shared::http::with_build_id(
         router(DynamoRecommendationStore::from_env(&config)?),
         shared::build_id!(),
     ))

@@ -18,5 +18,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         sources,
         cache: DynamoSectionCache::from_env(&config)?,
     };
-    lambda_http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
+    shared::http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
 }

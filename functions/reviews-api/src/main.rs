@@ -10,5 +10,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init_logging();
     let config = aws_sdk_config().await;
     let service = ReviewsService { store: DynamoReviewStore::from_env(&config)?.with_outbox(OutboxTable::from_env()?) };
-    lambda_http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
+    shared::http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
 }

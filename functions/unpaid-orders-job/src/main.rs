@@ -13,7 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let store = DynamoOrderStore::from_env(&config)?;
     let configured = Thresholds::from_env()?;
     let store = &store;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    shared::traces::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let input: JobInput = serde_json::from_value(event.payload).unwrap_or_default();
         let thresholds = configured.with_input(&input)?;
         let summary = run(store, thresholds, chrono::Utc::now()).await;

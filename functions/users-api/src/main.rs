@@ -9,5 +9,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init_logging();
     let config = aws_sdk_config().await;
     let store = DynamoProfileStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("PROFILES_TABLE")?);
-    lambda_http::run(shared::http::with_build_id(router(store), shared::build_id!())).await
+    shared::http::run(shared::http::with_build_id(router(store), shared::build_id!())).await
 }

@@ -162,6 +162,27 @@ impl MetricsStore {
         out
     }
 
+    /// One figure per metric name, what the console charts: a counter's total over its label
+    /// sets, a histogram's observation count, and for a gauge with a `state` label (the
+    /// breakers) how many series are `open`, else the sum of the last values.
+    pub fn totals(&self) -> BTreeMap<String, f64> {
+        let series = self.series.lock().unwrap();
+        let mut totals = BTreeMap::new();
+        for ((name, labels), s) in series.iter() {
+            let add = match s.kind {
+                Kind::Counter => s.value,
+                Kind::Histogram => s.count as f64,
+                Kind::Gauge => match labels.iter().find(|(k, _)| k == "state") {
+                    Some((_, state)) if state == "open" => s.value,
+                    Some(_) => 0.0,
+                    None => s.value,
+                },
+            };
+            *totals.entry(name.clone()).or_insert(0.0) += add;
+        }
+        totals
+    }
+
     /// The last EMF documents, oldest first.
     pub fn documents(&self) -> Vec<Value> {
         self.documents.lock().unwrap().iter().cloned().collect()

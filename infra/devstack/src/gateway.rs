@@ -280,7 +280,46 @@ async fn with_response_parameters(
     response
 }
 
-async fn handle(
+/// Serves one request as a span of its own, API Gateway's segment of the trace: the authorizer
+/// and the integration are invoked as its children. A caller's `X-Amzn-Trace-Id` names the trace
+/// to continue, as on API Gateway.
+async fn handle(State(gw): State<Arc<Gateway>>, connect: ConnectInfo<SocketAddr>, request: Request) -> Response {
+    let started = crate::traces::now_unix_nano();
+    let trace_id = request
+        .headers()
+        .get(shared::traces::XRAY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::traces::trace_id_of)
+        .unwrap_or_else(crate::traces::new_trace_id);
+    let span_id = crate::traces::new_span_id();
+    let (method, path) = (request.method().to_string(), request.uri().path().to_string());
+    let header = crate::traces::xray_header(&trace_id, &span_id);
+    let response = crate::traces::TRACE_HEADER.scope(header, serve(State(gw), connect, request)).await;
+    let status = response.status().as_u16();
+    let mut attributes = std::collections::BTreeMap::from([
+        ("http.request.method".to_string(), method.clone()),
+        ("url.path".to_string(), path.clone()),
+        ("http.response.status_code".to_string(), status.to_string()),
+    ]);
+    if let Some(correlation) = response.headers().get("x-correlation-id").and_then(|v| v.to_str().ok()) {
+        attributes.insert("correlation_id".into(), correlation.to_string());
+    }
+    crate::traces::STORE.add([crate::traces::SpanRecord {
+        trace_id,
+        span_id,
+        parent_span_id: None,
+        name: format!("{method} {path}"),
+        service: "api-gateway".into(),
+        kind: "server".into(),
+        start_unix_nano: started,
+        end_unix_nano: crate::traces::now_unix_nano(),
+        status: if status >= 500 { "error" } else { "unset" }.into(),
+        attributes,
+    }]);
+    response
+}
+
+async fn serve(
     State(gw): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,

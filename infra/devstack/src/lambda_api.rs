@@ -76,12 +76,19 @@ async fn invoke(
     if pool.faults.in_outage() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "ServiceException", "injected outage (devstack)");
     }
+    // The caller's trace continues in the invocation, as Lambda does with this header.
+    let trace = headers
+        .get(shared::traces::XRAY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| crate::traces::trace_id_of(h).is_some())
+        .map(str::to_string)
+        .unwrap_or_else(crate::traces::header_for_invocation);
     if headers.get("x-amz-invocation-type").and_then(|v| v.to_str().ok()) == Some("Event") {
-        tokio::spawn(async move {
+        tokio::spawn(crate::traces::TRACE_HEADER.scope(trace, async move {
             if let Err(err) = pool.invoke(payload).await {
                 eprintln!("[devstack] asynchronous invocation of {} failed: {err}", pool.spec.binary);
             }
-        });
+        }));
         return StatusCode::ACCEPTED.into_response();
     }
     let function_error = |kind: &str, message: String| {
@@ -89,7 +96,7 @@ async fn invoke(
         response.headers_mut().insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
         response
     };
-    match pool.invoke(payload).await {
+    match crate::traces::TRACE_HEADER.scope(trace, pool.invoke(payload)).await {
         Ok(invoked) => {
             let mut response = (StatusCode::OK, invoked.body).into_response();
             response.headers_mut().insert("x-amz-executed-version", HeaderValue::from_static("$LATEST"));

@@ -7,6 +7,7 @@
 //! - [`dlq`] watches the dead-letter queues, and [`redrive`] moves their messages back.
 
 pub mod authorizer;
+pub mod console;
 pub mod dlq;
 pub mod emf;
 pub mod esm;
@@ -14,6 +15,7 @@ pub mod faults;
 pub mod function_url;
 pub mod functions;
 pub mod gateway;
+pub mod invocations;
 pub mod lambda_api;
 pub mod local;
 pub mod mailbox;
@@ -25,6 +27,7 @@ pub mod stack;
 pub mod stream_esm;
 pub mod template;
 pub mod throttle;
+pub mod traces;
 pub mod websocket;
 
 /// The SDK clients devstack uses against the emulator.

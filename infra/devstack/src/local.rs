@@ -46,8 +46,8 @@ pub struct LocalEndpoints {
 }
 
 /// What every function instance gets on top of the template's environment: the emulator, and
-/// devstack's own endpoints, so that functions invoke one another and post to WebSocket
-/// connections as on AWS.
+/// devstack's own endpoints, so that functions invoke one another, post to WebSocket connections
+/// and export their spans as on AWS.
 pub fn local_environment(stack: &Stack, endpoints: &LocalEndpoints) -> BTreeMap<String, String> {
     // The emulators' endpoints exactly as the stack was provisioned with them, per service where
     // a service is elsewhere; the access key is the account id, the one account of every ARN.
@@ -60,6 +60,9 @@ pub fn local_environment(stack: &Stack, endpoints: &LocalEndpoints) -> BTreeMap<
     ]);
     if let Some(endpoint) = &endpoints.lambda {
         env.insert("AWS_ENDPOINT_URL_LAMBDA".to_string(), endpoint.clone());
+        // devstack receives the functions' spans there too (`crate::traces`), as a collector
+        // (the ADOT layer, say) would on AWS.
+        env.insert("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), endpoint.clone());
     }
     if let Some(endpoint) = &endpoints.websocket_management {
         env.insert("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI".to_string(), endpoint.clone());

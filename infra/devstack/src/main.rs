@@ -46,6 +46,18 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         ws_idle_timeout: u64,
     },
+    /// Print the spans of a trace, or of every trace a correlation id went through, as a tree:
+    /// which functions ran, what called what, how long each took.
+    Trace {
+        /// A correlation id, a trace id (32 hex digits) or an X-Ray trace id (`1-…-…`).
+        id: String,
+        /// The running devstack's API (default: what `.devstack/ready` says, else 127.0.0.1:3000).
+        #[arg(long, env = "DEVSTACK_URL")]
+        url: Option<String>,
+        /// Wait up to this many seconds for the spans to arrive.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
     /// Move a dead-letter queue's messages back to the queue whose redrive policy names it.
     Redrive {
         /// The DLQ, by name or URL.
@@ -118,9 +130,31 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Up { common, listen, bin_dir, ws_listen, ws_idle_timeout } => {
             up(common, listen, bin_dir, ws_listen, Duration::from_secs(ws_idle_timeout)).await
         }
+        Command::Trace { id, url, wait } => print_trace(&id, url, Duration::from_secs(wait)).await,
         Command::Redrive { queue, to, limit, mode, per_second } => {
             redrive_queue(&queue, to.as_deref(), limit, mode, per_second).await
         }
+    }
+}
+
+async fn print_trace(id: &str, url: Option<String>, wait: Duration) -> Result<()> {
+    let base = url
+        .or_else(|| std::fs::read_to_string(".devstack/ready").ok().map(|s| s.trim().to_string()))
+        .unwrap_or_else(|| "http://127.0.0.1:3000".into());
+    let encoded = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+    let address = format!("{}/_devstack/traces/{encoded}?format=text", base.trim_end_matches('/'));
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let response = client.get(&address).send().await.with_context(|| format!("is devstack running at {base}?"))?;
+        if response.status().is_success() {
+            print!("{}", response.text().await?);
+            return Ok(());
+        }
+        if response.status() != reqwest::StatusCode::NOT_FOUND || std::time::Instant::now() >= deadline {
+            return Err(anyhow!("{}: {}", response.status(), response.text().await.unwrap_or_default()));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -226,7 +260,10 @@ async fn up(
     }
     let lambda_api = Arc::new(LambdaApi::new(local.pools.clone(), &stack.region, &stack.account_id));
     tokio::spawn(async move {
-        let app = lambda_router(lambda_api).merge(devstack::proxy::router(sns)).merge(devstack::emf::router());
+        let app = lambda_router(lambda_api)
+            .merge(devstack::proxy::router(sns))
+            .merge(devstack::emf::router())
+            .merge(devstack::traces::router());
         let _ = axum::serve(lambda_listener, app).await;
     });
     std::fs::write(common.state.with_file_name("lambda"), &lambda_endpoint)?;
@@ -238,6 +275,13 @@ async fn up(
     for (id, url) in &local.function_urls {
         println!("devstack: function URL of {id}: {url}");
     }
+    let console = devstack::console::Console::new(
+        &template,
+        &stack,
+        clients.sqs.clone(),
+        local.pools.clone(),
+        local.websocket.clone(),
+    )?;
     let (route_count, mappings, streams, schedules) =
         (local.route_count, local.queue_mappings, local.stream_mappings, local.schedules);
 
@@ -246,6 +290,7 @@ async fn up(
         "devstack: {route_count} routes, {mappings} queue mappings, {streams} stream mappings, {schedules} schedules"
     );
     println!("devstack: run a schedule now: curl -X POST {lambda_endpoint}/_devstack/schedules/<function>/run");
+    println!("devstack: console (functions, queues, traces, metrics): {base}/_devstack/");
     println!("devstack: API listening on {base}");
     println!("devstack: try  curl -s -X POST {base}/auth/signup -H 'content-type: application/json' \\");
     println!("             -d '{{\"email\":\"you@example.com\",\"password\":\"Passw0rd!\",\"role\":\"seller\"}}'");
@@ -255,6 +300,8 @@ async fn up(
     println!("devstack: the functions' metrics (Prometheus text): {base}/_devstack/metrics");
     let app = gateway::router(local.gateway)
         .merge(devstack::emf::router())
+        .merge(devstack::traces::router())
+        .merge(devstack::console::router(console))
         .into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
     let result = served.await;

@@ -302,12 +302,8 @@ impl FunctionPool {
             request_id: request_id.clone(),
             payload,
             deadline: SystemTime::now() + self.spec.timeout,
-            trace_id: format!(
-                "Root=1-{:08x}-{};Parent={};Sampled=0",
-                SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
-                &uuid::Uuid::new_v4().simple().to_string()[..24],
-                &uuid::Uuid::new_v4().simple().to_string()[..16],
-            ),
+            // The caller's trace (API Gateway's, an Invoke's), else a new one.
+            trace_id: crate::traces::header_for_invocation(),
             reply,
         };
         if instance.to_runtime.send(invocation).await.is_err() {
@@ -339,6 +335,12 @@ impl FunctionPool {
         if reusable {
             self.idle.lock().unwrap().push(instance.clone());
         }
+        crate::invocations::STATS.record(
+            &self.spec.logical_id,
+            outcome.as_ref().ok().map(|(_, took)| *took),
+            outcome.is_err(),
+            cold,
+        );
         let (body, duration) = outcome?;
         let report = Report {
             request_id,

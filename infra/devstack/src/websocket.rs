@@ -40,6 +40,16 @@ struct Connection {
     last_active: Mutex<Instant>,
 }
 
+/// One open connection, as the console lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConnectionView {
+    pub connection_id: String,
+    /// Epoch milliseconds.
+    pub connected_at: i64,
+    pub source_ip: String,
+    pub idle_seconds: u64,
+}
+
 pub struct WebSocketApi {
     pub api_id: String,
     pub stage: String,
@@ -119,6 +129,24 @@ impl WebSocketApi {
 
     pub fn connection_count(&self) -> usize {
         self.connections.lock().unwrap().len()
+    }
+
+    /// The open connections, oldest first.
+    pub fn connections(&self) -> Vec<ConnectionView> {
+        let mut list: Vec<ConnectionView> = self
+            .connections
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, c)| ConnectionView {
+                connection_id: id.clone(),
+                connected_at: c.connected_at,
+                source_ip: c.source_ip.clone(),
+                idle_seconds: c.last_active.lock().unwrap().elapsed().as_secs(),
+            })
+            .collect();
+        list.sort_by_key(|c| c.connected_at);
+        list
     }
 
     fn event(&self, route: &str, kind: &str, connection_id: &str, connected_at: i64, ip: &str) -> Value {

@@ -15,5 +15,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         access: ChatAccess { chat: ChatStore::from_env(&config)?, orders: OrdersClient::from_env(&config)? },
         queue: PushQueue::from_env(&config)?,
     };
-    lambda_http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
+    shared::http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
 }

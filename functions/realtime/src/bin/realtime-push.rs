@@ -20,7 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         chat: ChatStore::from_env(&config)?,
         management: realtime::management_client(&config)?,
     });
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+    shared::traces::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let pusher = pusher.clone();
         async move {
             let mut response = SqsBatchResponse::default();

@@ -34,7 +34,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             messages_per_second: env_number("MAX_MESSAGES_PER_SECOND", 20),
         },
     });
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    shared::traces::run(service_fn(move |event: LambdaEvent<Value>| {
         let realtime = realtime.clone();
         async move {
             let answer = realtime.handle(&event.payload).await;

@@ -1,0 +1,331 @@
+//! The local console: one web page at `/_devstack/` (plain HTML and a script, `console.html`)
+//! that shows the running stack and updates itself from a server-sent event stream,
+//! `/_devstack/stream`, one snapshot a second:
+//! - the functions, with their invocations, errors, p50/p99 and cold starts ([`crate::invocations`]);
+//! - the queues with their depth and their DLQ's depth; a DLQ's messages, and a redrive button
+//!   ([`crate::redrive`], as `devstack redrive`);
+//! - the open WebSocket connections;
+//! - the latest traces, and the tree of one trace or correlation id ([`crate::traces`]);
+//! - the seed's metrics over the last minutes ([`crate::emf`]), as charts.
+//!
+//! Queue depths are read from SQS only while a console is open.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::runtime::FunctionPool;
+use crate::stack::Stack;
+use crate::template::{resolve, Template};
+use crate::websocket::WebSocketApi;
+
+const PAGE: &str = include_str!("console.html");
+/// How often metrics and queue depths are sampled, and how many samples the charts show.
+const SAMPLE_EVERY: Duration = Duration::from_secs(2);
+const KEPT_SAMPLES: usize = 150;
+/// The metrics charted: seed 001 §8.2's, and the ones issue 13 added.
+pub const CHARTED: [&str; 8] = [
+    "http_request_total",
+    "queue_message_processed_total",
+    "lambda_invoke_duration_seconds",
+    "circuit_breaker_state",
+    "cold_start_total",
+    "websocket_connections_total",
+    "push_deliveries_total",
+    "outbox_lag_seconds",
+];
+
+/// A queue of the stack, and the DLQ its redrive policy names.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueInfo {
+    pub logical_id: String,
+    pub url: String,
+    pub dlq: Option<String>,
+    /// Whether some queue (or event source mapping) sends its failures here.
+    pub is_dlq: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Depth {
+    pub visible: i64,
+    pub in_flight: i64,
+}
+
+pub struct Console {
+    stack_name: String,
+    pools: BTreeMap<String, Arc<FunctionPool>>,
+    websocket: Option<Arc<WebSocketApi>>,
+    sqs: aws_sdk_sqs::Client,
+    queues: Vec<QueueInfo>,
+    depths: Mutex<BTreeMap<String, Depth>>,
+    /// (epoch ms, totals by metric name), oldest first.
+    samples: Mutex<VecDeque<(i64, BTreeMap<String, f64>)>>,
+    watchers: AtomicUsize,
+}
+
+/// Counts an open event stream for as long as it lives.
+struct Watching(Arc<Console>);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.watchers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Console {
+    pub fn new(
+        template: &Template,
+        stack: &Stack,
+        sqs: aws_sdk_sqs::Client,
+        pools: BTreeMap<String, Arc<FunctionPool>>,
+        websocket: Option<Arc<WebSocketApi>>,
+    ) -> Result<Arc<Console>> {
+        let dlqs: Vec<String> =
+            crate::dlq::dead_letter_queues(template, stack)?.into_iter().map(|d| d.logical_id).collect();
+        let mut queues = Vec::new();
+        for r in template.resources().into_iter().filter(|r| r.kind == "AWS::SQS::Queue") {
+            let Ok(url) = stack.physical_id(&r.logical_id) else { continue };
+            let properties = resolve(&r.properties, stack)?;
+            let dlq = properties
+                .pointer("/RedrivePolicy/deadLetterTargetArn")
+                .and_then(Value::as_str)
+                .and_then(|arn| stack.find_by_attribute("Arn", arn))
+                .map(str::to_string);
+            queues.push(QueueInfo {
+                is_dlq: dlqs.contains(&r.logical_id),
+                logical_id: r.logical_id,
+                url: url.to_string(),
+                dlq,
+            });
+        }
+        queues.sort_by(|a, b| a.logical_id.cmp(&b.logical_id));
+        let console = Arc::new(Console {
+            stack_name: stack.stack_name.clone(),
+            pools,
+            websocket,
+            sqs,
+            queues,
+            depths: Mutex::default(),
+            samples: Mutex::default(),
+            watchers: AtomicUsize::new(0),
+        });
+        tokio::spawn(sample(console.clone()));
+        Ok(console)
+    }
+
+    fn queue(&self, logical_id: &str) -> Option<&QueueInfo> {
+        self.queues.iter().find(|q| q.logical_id == logical_id)
+    }
+
+    async fn read_depths(&self) {
+        let reads = self.queues.iter().map(|q| async move {
+            let out = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(&q.url)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await
+                .ok()?;
+            let attrs = out.attributes()?;
+            let number = |name: &QueueAttributeName| attrs.get(name).and_then(|v| v.parse().ok()).unwrap_or(0);
+            Some((
+                q.logical_id.clone(),
+                Depth {
+                    visible: number(&QueueAttributeName::ApproximateNumberOfMessages),
+                    in_flight: number(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+                },
+            ))
+        });
+        let read: BTreeMap<String, Depth> = futures_util::future::join_all(reads).await.into_iter().flatten().collect();
+        *self.depths.lock().unwrap() = read;
+    }
+
+    /// What the page shows, now.
+    pub fn snapshot(&self) -> Value {
+        let functions: Vec<Value> = crate::invocations::STATS
+            .figures(self.pools.keys().map(String::as_str))
+            .into_iter()
+            .map(|f| {
+                let pool = &self.pools[&f.function];
+                let mut v = json!(f);
+                v["name"] = json!(pool.spec.name);
+                v["binary"] = json!(pool.spec.binary);
+                v["instances"] = json!(pool.instance_count());
+                v
+            })
+            .collect();
+        let depths = self.depths.lock().unwrap().clone();
+        let queues: Vec<Value> = self
+            .queues
+            .iter()
+            .map(|q| {
+                json!({
+                    "logical_id": q.logical_id, "url": q.url, "is_dlq": q.is_dlq, "dlq": q.dlq,
+                    "depth": depths.get(&q.logical_id),
+                    "dlq_depth": q.dlq.as_ref().and_then(|d| depths.get(d)),
+                })
+            })
+            .collect();
+        let connections = self.websocket.as_ref().map(|ws| ws.connections()).unwrap_or_default();
+        json!({
+            "time": chrono::Utc::now().timestamp_millis(),
+            "stack": self.stack_name,
+            "functions": functions,
+            "queues": queues,
+            "connections": connections,
+            // A user's actions, not the invocations of queue consumers that start traces of their own.
+            "traces": crate::traces::STORE.recent(200).into_iter().filter(|t| t.correlation_id.is_some()).take(15).collect::<Vec<_>>(),
+            "metrics": self.metric_series(),
+        })
+    }
+
+    /// Per charted metric: its current figure, and how much it moved in each sample interval.
+    fn metric_series(&self) -> Value {
+        let samples = self.samples.lock().unwrap();
+        let mut series = serde_json::Map::new();
+        for name in CHARTED {
+            let value = |totals: &BTreeMap<String, f64>| totals.get(name).copied().unwrap_or(0.0);
+            let is_level = name == "circuit_breaker_state";
+            let points: Vec<Value> = samples
+                .iter()
+                .zip(samples.iter().skip(1))
+                .map(|((_, before), (t, after))| {
+                    let y = if is_level { value(after) } else { (value(after) - value(before)).max(0.0) };
+                    json!([t, y])
+                })
+                .collect();
+            let current = samples.back().map(|(_, totals)| value(totals)).unwrap_or(0.0);
+            series.insert(name.to_string(), json!({"total": current, "points": points}));
+        }
+        json!({"every_ms": SAMPLE_EVERY.as_millis() as u64, "series": series})
+    }
+}
+
+/// Samples the metrics every [`SAMPLE_EVERY`], and the queue depths while a console is open.
+async fn sample(console: Arc<Console>) {
+    let mut ticks = tokio::time::interval(SAMPLE_EVERY);
+    loop {
+        ticks.tick().await;
+        let totals = crate::emf::STORE.totals();
+        {
+            let mut samples = console.samples.lock().unwrap();
+            if samples.len() == KEPT_SAMPLES {
+                samples.pop_front();
+            }
+            samples.push_back((chrono::Utc::now().timestamp_millis(), totals));
+        }
+        if console.watchers.load(Ordering::SeqCst) > 0 {
+            console.read_depths().await;
+        }
+    }
+}
+
+/// `/_devstack/` and its stream, DLQ messages and redrive.
+pub fn router(console: Arc<Console>) -> Router {
+    Router::new()
+        .route("/_devstack", get(|| async { Html(PAGE) }))
+        .route("/_devstack/", get(|| async { Html(PAGE) }))
+        .route("/_devstack/snapshot", get(|State(c): State<Arc<Console>>| async move { Json(c.snapshot()) }))
+        .route("/_devstack/stream", get(stream))
+        .route("/_devstack/queues/{queue}/messages", get(messages))
+        .route("/_devstack/queues/{queue}/redrive", post(redrive))
+        .with_state(console)
+}
+
+async fn stream(State(console): State<Arc<Console>>) -> impl IntoResponse {
+    console.watchers.fetch_add(1, Ordering::SeqCst);
+    let watching = Watching(console.clone());
+    // The first snapshot at once, with the depths read for it; then one a second.
+    console.read_depths().await;
+    let events = futures_util::stream::unfold((watching, true), |(watching, first)| async move {
+        if !first {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let event = Event::default().event("snapshot").json_data(watching.0.snapshot()).unwrap_or_default();
+        Some((Ok::<_, Infallible>(event), (watching, false)))
+    });
+    Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+fn not_a_queue(queue: &str) -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"message": format!("no queue {queue} in the stack")}))).into_response()
+}
+
+/// Up to 10 messages of a queue, left where they are (visibility timeout 0). Reading a message
+/// counts as a receive, as in the AWS console's "poll for messages".
+async fn messages(State(console): State<Arc<Console>>, Path(queue): Path<String>) -> Response {
+    let Some(q) = console.queue(&queue) else { return not_a_queue(&queue) };
+    let received = console
+        .sqs
+        .receive_message()
+        .queue_url(&q.url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await;
+    match received {
+        Ok(out) => {
+            let list: Vec<Value> = out
+                .messages()
+                .iter()
+                .map(|m| {
+                    let attributes: BTreeMap<String, String> = m
+                        .attributes()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+                        .collect();
+                    let message_attributes: BTreeMap<String, String> = m
+                        .message_attributes()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_string()))
+                        .collect();
+                    json!({
+                        "message_id": m.message_id(),
+                        "body": m.body(),
+                        "receive_count": attributes.get("ApproximateReceiveCount"),
+                        "attributes": attributes,
+                        "message_attributes": message_attributes,
+                    })
+                })
+                .collect();
+            Json(json!({"queue": queue, "messages": list})).into_response()
+        }
+        Err(e) => {
+            (StatusCode::BAD_GATEWAY, Json(json!({"message": aws_sdk_sqs::error::DisplayErrorContext(e).to_string()})))
+                .into_response()
+        }
+    }
+}
+
+/// Moves a DLQ's messages back to the queue whose redrive policy names it.
+async fn redrive(State(console): State<Arc<Console>>, Path(queue): Path<String>) -> Response {
+    let Some(q) = console.queue(&queue) else { return not_a_queue(&queue) };
+    let moved = async {
+        let plan = crate::redrive::resolve(&console.sqs, &q.url, None).await?;
+        crate::redrive::move_messages(&console.sqs, &plan, 1000).await
+    }
+    .await;
+    match moved {
+        Ok(moved) => Json(json!({"queue": queue, "moved": moved.len()})).into_response(),
+        Err(e) => (StatusCode::CONFLICT, Json(json!({"message": format!("{e:#}")}))).into_response(),
+    }
+}
