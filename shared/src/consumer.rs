@@ -335,7 +335,6 @@ pub async fn run_sqs_consumer<H: EventHandler + 'static>(
     // when nested in the caller's `main`.
     Box::pin(crate::traces::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
         let consumer = consumer.clone();
-        let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
         // The claim lasts as long as this invocation can: the function's timeout, which Lambda
         // requires to be at most the queue's visibility timeout, so an abandoned claim has lapsed
         // before SQS hands the message out again.
@@ -345,7 +344,6 @@ pub async fn run_sqs_consumer<H: EventHandler + 'static>(
             crate::metrics::flush();
             Ok::<_, lambda_runtime::Error>(response)
         }
-        .instrument(span)
     })))
     .await
 }

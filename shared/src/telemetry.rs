@@ -3,6 +3,7 @@
 //! also starts the metrics recorder (`crate::metrics`) and, where an OTLP endpoint is configured,
 //! the span exporter (`crate::traces`), since every function's `main` begins here.
 
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 /// Installs the JSON subscriber. The level comes from `RUST_LOG` (default `info`).
@@ -16,6 +17,9 @@ pub fn init_logging() {
         .with_span_list(false)
         .with_target(false)
         .with_ansi(false);
-    let _ = tracing_subscriber::registry().with(filter).with(json).with(crate::traces::exporting_layer()).try_init();
+    // `RUST_LOG` picks what is logged, not what is traced: spans are exported at `info` whatever
+    // the log level, so a quieter log keeps its traces.
+    let spans = crate::traces::exporting_layer().map(|layer| layer.with_filter(LevelFilter::INFO));
+    let _ = tracing_subscriber::registry().with(json.with_filter(filter)).with(spans).try_init();
     crate::metrics::init();
 }

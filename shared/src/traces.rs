@@ -190,7 +190,7 @@ where
             "otel.kind" = "server",
             "faas.invocation_id" = %invocation.context.request_id,
             "faas.coldstart" = self.cold,
-            requestId = %invocation.context.request_id,
+            request_id = %invocation.context.request_id,
         );
         set_parent(&span, invocation.context.xray_trace_id.as_deref().and_then(from_xray));
         self.cold = false;

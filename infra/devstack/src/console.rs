@@ -19,11 +19,12 @@ use std::time::Duration;
 use anyhow::Result;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -73,7 +74,11 @@ pub struct Console {
     depths: Mutex<BTreeMap<String, Depth>>,
     /// (epoch ms, totals by metric name), oldest first.
     samples: Mutex<VecDeque<(i64, BTreeMap<String, f64>)>>,
+    /// The latest traces of user actions, read from the trace store once a sample.
+    traces: Mutex<Vec<crate::traces::Summary>>,
     watchers: AtomicUsize,
+    /// Set when devstack stops: the event streams end, so that the server can.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// Counts an open event stream for as long as it lives.
@@ -120,10 +125,24 @@ impl Console {
             queues,
             depths: Mutex::default(),
             samples: Mutex::default(),
+            traces: Mutex::default(),
             watchers: AtomicUsize::new(0),
+            closing: tokio::sync::watch::Sender::new(false),
         });
         tokio::spawn(sample(console.clone()));
         Ok(console)
+    }
+
+    /// Ends the open event streams (devstack is stopping).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// A user's actions, not the invocations of queue consumers that start traces of their own.
+    fn read_traces(&self) {
+        let recent: Vec<crate::traces::Summary> =
+            crate::traces::STORE.recent(200).into_iter().filter(|t| t.correlation_id.is_some()).take(15).collect();
+        *self.traces.lock().unwrap() = recent;
     }
 
     fn queue(&self, logical_id: &str) -> Option<&QueueInfo> {
@@ -188,8 +207,7 @@ impl Console {
             "functions": functions,
             "queues": queues,
             "connections": connections,
-            // A user's actions, not the invocations of queue consumers that start traces of their own.
-            "traces": crate::traces::STORE.recent(200).into_iter().filter(|t| t.correlation_id.is_some()).take(15).collect::<Vec<_>>(),
+            "traces": *self.traces.lock().unwrap(),
             "metrics": self.metric_series(),
         })
     }
@@ -230,6 +248,7 @@ async fn sample(console: Arc<Console>) {
             samples.push_back((chrono::Utc::now().timestamp_millis(), totals));
         }
         if console.watchers.load(Ordering::SeqCst) > 0 {
+            console.read_traces();
             console.read_depths().await;
         }
     }
@@ -251,14 +270,20 @@ async fn stream(State(console): State<Arc<Console>>) -> impl IntoResponse {
     console.watchers.fetch_add(1, Ordering::SeqCst);
     let watching = Watching(console.clone());
     // The first snapshot at once, with the depths read for it; then one a second.
+    console.read_traces();
     console.read_depths().await;
+    let mut closing = console.closing.subscribe();
+    let closed = async move {
+        let _ = closing.wait_for(|c| *c).await;
+    };
     let events = futures_util::stream::unfold((watching, true), |(watching, first)| async move {
         if !first {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         let event = Event::default().event("snapshot").json_data(watching.0.snapshot()).unwrap_or_default();
         Some((Ok::<_, Infallible>(event), (watching, false)))
-    });
+    })
+    .take_until(closed);
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
@@ -316,8 +341,16 @@ async fn messages(State(console): State<Arc<Console>>, Path(queue): Path<String>
     }
 }
 
+/// The header the page sends with a redrive: a plain cross-site form cannot set it, so another
+/// site open in the browser cannot move messages.
+const REDRIVE_HEADER: &str = "x-devstack-console";
+
 /// Moves a DLQ's messages back to the queue whose redrive policy names it.
-async fn redrive(State(console): State<Arc<Console>>, Path(queue): Path<String>) -> Response {
+async fn redrive(State(console): State<Arc<Console>>, Path(queue): Path<String>, headers: HeaderMap) -> Response {
+    if !headers.contains_key(REDRIVE_HEADER) {
+        return (StatusCode::FORBIDDEN, Json(json!({"message": format!("send the {REDRIVE_HEADER} header")})))
+            .into_response();
+    }
     let Some(q) = console.queue(&queue) else { return not_a_queue(&queue) };
     let moved = async {
         let plan = crate::redrive::resolve(&console.sqs, &q.url, None).await?;

@@ -285,12 +285,10 @@ async fn with_response_parameters(
 /// to continue, as on API Gateway.
 async fn handle(State(gw): State<Arc<Gateway>>, connect: ConnectInfo<SocketAddr>, request: Request) -> Response {
     let started = crate::traces::now_unix_nano();
-    let trace_id = request
-        .headers()
-        .get(shared::traces::XRAY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::traces::trace_id_of)
-        .unwrap_or_else(crate::traces::new_trace_id);
+    let incoming = request.headers().get(shared::traces::XRAY_HEADER).and_then(|v| v.to_str().ok());
+    let caller_trace = incoming.and_then(crate::traces::trace_id_of);
+    let caller_parent = caller_trace.as_ref().and(incoming).and_then(crate::traces::parent_of);
+    let trace_id = caller_trace.unwrap_or_else(crate::traces::new_trace_id);
     let span_id = crate::traces::new_span_id();
     let (method, path) = (request.method().to_string(), request.uri().path().to_string());
     let header = crate::traces::xray_header(&trace_id, &span_id);
@@ -307,7 +305,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, connect: ConnectInfo<SocketAddr>
     crate::traces::STORE.add([crate::traces::SpanRecord {
         trace_id,
         span_id,
-        parent_span_id: None,
+        parent_span_id: caller_parent,
         name: format!("{method} {path}"),
         service: "api-gateway".into(),
         kind: "server".into(),

@@ -249,6 +249,8 @@ async fn up(
         sns: Some(sns.url()),
     };
     let local = assemble(&template, &stack, &clients, &bin_dir, Output::Print, true, &endpoints)?;
+    // The first address it prints: where to see what the stack does.
+    println!("devstack: console (functions, queues, traces, metrics): http://{listen}/_devstack/");
     if let Some(ws) = local.websocket.clone() {
         let url = format!("ws://{ws_listen}/{}", ws.stage);
         std::fs::write(common.state.with_file_name("websocket"), &url)?;
@@ -290,7 +292,6 @@ async fn up(
         "devstack: {route_count} routes, {mappings} queue mappings, {streams} stream mappings, {schedules} schedules"
     );
     println!("devstack: run a schedule now: curl -X POST {lambda_endpoint}/_devstack/schedules/<function>/run");
-    println!("devstack: console (functions, queues, traces, metrics): {base}/_devstack/");
     println!("devstack: API listening on {base}");
     println!("devstack: try  curl -s -X POST {base}/auth/signup -H 'content-type: application/json' \\");
     println!("             -d '{{\"email\":\"you@example.com\",\"password\":\"Passw0rd!\",\"role\":\"seller\"}}'");
@@ -301,9 +302,12 @@ async fn up(
     let app = gateway::router(local.gateway)
         .merge(devstack::emf::router())
         .merge(devstack::traces::router())
-        .merge(devstack::console::router(console))
+        .merge(devstack::console::router(console.clone()))
         .into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        console.close();
+    });
     let result = served.await;
     let _ = std::fs::remove_file(&ready);
     result.context("serving the API")

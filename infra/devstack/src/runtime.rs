@@ -254,8 +254,9 @@ impl FunctionPool {
                         );
                         instance.kill();
                     }
+                    // The invocation lasts until its stream ends, as Lambda bills it.
                     let outcome = if ended.is_ok() {
-                        Ok((Bytes::new(), first_byte))
+                        Ok((Bytes::new(), started.elapsed().max(first_byte)))
                     } else {
                         Err(InvokeError::Timeout(pool.spec.timeout))
                     };

@@ -168,9 +168,12 @@ impl TraceStore {
     /// correlation id (every trace with a span that carries it).
     pub fn find(&self, id: &str) -> Option<Found> {
         let spans = self.spans.lock().unwrap();
+        let by_correlation =
+            || spans.iter().filter(|s| s.correlation_id() == Some(id)).map(|s| s.trace_id.clone()).collect();
+        // An id of a trace's form may still be a correlation id (a UUID without dashes, say).
         let trace_ids: BTreeSet<String> = match trace_id_of(id) {
-            Some(trace_id) => [trace_id].into(),
-            None => spans.iter().filter(|s| s.correlation_id() == Some(id)).map(|s| s.trace_id.clone()).collect(),
+            Some(trace_id) if spans.iter().any(|s| s.trace_id == trace_id) => [trace_id].into(),
+            _ => by_correlation(),
         };
         let selected: Vec<SpanRecord> = spans.iter().filter(|s| trace_ids.contains(&s.trace_id)).cloned().collect();
         drop(spans);
@@ -293,6 +296,15 @@ pub fn trace_id_of(id: &str) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// The `Parent=` of an X-Ray header, when it names a span id.
+pub fn parent_of(header: &str) -> Option<String> {
+    header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Parent="))
+        .filter(|p| p.len() == 16 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|p| p.to_ascii_lowercase())
 }
 
 /// A new trace id in X-Ray's form (the epoch second, then 96 random bits), as 32 hex digits.
@@ -421,6 +433,8 @@ mod tests {
         assert_eq!(trace_id_of("a-correlation-id"), None);
         let header = xray_header(id, "53995c3f42cd8ad8");
         assert_eq!(trace_id_of(&header).as_deref(), Some(id));
+        assert_eq!(parent_of(&header).as_deref(), Some("53995c3f42cd8ad8"));
+        assert_eq!(parent_of("Root=1-5759e988-bd862e3fe1be46a994272793"), None);
     }
 
     #[test]
