@@ -272,7 +272,11 @@ async fn main() -> Result<()> {
     let off = variant(&[("METRICS_DISABLED", "1")]);
     let (mut with_all, mut with_metrics, mut without) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..(args.warm_requests + 20) {
-        for (pool, samples) in [(&all_on, &mut with_all), (&metrics_only, &mut with_metrics), (&off, &mut without)] {
+        // Each variant takes each place in turn: the traced one exports after answering, on the
+        // same two cores, and that must not weigh on whichever variant comes next.
+        let mut turn = [(&all_on, &mut with_all), (&metrics_only, &mut with_metrics), (&off, &mut without)];
+        turn.rotate_left(i % 3);
+        for (pool, samples) in turn {
             let t = Instant::now();
             let invoked = pool.invoke(event.clone()).await.context("warm invoke")?;
             let took = t.elapsed();
