@@ -22,6 +22,15 @@ pub enum PushJob {
 }
 
 impl PushJob {
+    /// Its `kind`, as serialized.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PushJob::ChatMessage { .. } => "chat_message",
+            PushJob::Resume { .. } => "resume",
+            PushJob::Notification { .. } => "notification",
+        }
+    }
+
     /// The FIFO message group: jobs of one group run in order, one at a time.
     pub fn group(&self) -> &str {
         match self {
@@ -89,15 +98,23 @@ impl PushJobs for PushQueue {
         // Group ids allow 128 characters of [A-Za-z0-9!-~]; inboxes and order ids fit.
         let group: String = job.group().chars().filter(|c| c.is_ascii_graphic()).take(128).collect();
         let dedup: String = job.deduplication_id().chars().filter(|c| c.is_ascii_graphic()).take(128).collect();
-        self.client
+        let mut request = self
+            .client
             .send_message()
             .queue_url(&self.url)
             .message_body(serde_json::to_string(job).map_err(|e| e.to_string())?)
             .message_group_id(group)
-            .message_deduplication_id(dedup)
-            .send()
-            .await
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+            .message_deduplication_id(dedup);
+        // The push continues the trace of what caused it (a chat message, a notification).
+        if let Some(trace) = crate::traces::current() {
+            let attribute = aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(trace.traceparent)
+                .build()
+                .map_err(|e| e.to_string())?;
+            request = request.message_attributes(crate::traces::TRACEPARENT, attribute);
+        }
+        request.send().await.map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
         Ok(())
     }
 }

@@ -4,7 +4,8 @@
 //! and orders-api's invocations, under orders-api its `Invoke` of products-api and (through the
 //! outbox record) the relay's publish of `order.created`, and under the publish each consumer the
 //! template subscribes to `order.created`. The event inventory-consumer publishes in turn stays
-//! in the same trace with the same correlation id. `devstack trace` prints the same tree.
+//! in the same trace with the same correlation id, and so does the push of the order's notification
+//! to the sockets (through the push queue). `devstack trace` prints the same tree.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -117,7 +118,8 @@ async fn one_orders_trace_shows_every_hop_in_causal_order() {
                 .any(|s| &s.service == c && s.kind == "consumer" && s.attributes["event_type"] == "order.created")
         });
         let announced = spans.iter().any(|s| s.name == "publish product.out_of_stock");
-        (consumed && announced).then_some((found, spans))
+        let pushed = spans.iter().any(|s| s.service == "realtime-push" && s.name == "push notification");
+        (consumed && announced && pushed).then_some((found, spans))
     })
     .await;
 
@@ -191,6 +193,18 @@ async fn one_orders_trace_shows_every_hop_in_causal_order() {
     );
     caused(inventory, announced);
     assert_eq!(announced.attributes["correlation_id"], json!(correlation));
+
+    // The order's notification reaches the sockets through the push queue, still in the trace:
+    // realtime-push's span hangs under the consumer that stored the notification.
+    for push in spans.iter().filter(|s| s.service == "realtime-push" && s.name == "push notification") {
+        let mut at = parent_of(push);
+        while let Some(span) = at.filter(|s| s.kind != "consumer") {
+            at = parent_of(span);
+        }
+        let stored_by = at.unwrap_or_else(|| panic!("the push has no consumer above it: {spans:#?}"));
+        assert!(consumers.contains(&stored_by.service), "pushed for {}", stored_by.service);
+        caused(stored_by, push);
+    }
 
     // `devstack trace` prints the same tree, causes above their effects.
     let devstack = integration_tests::function_binaries().join("devstack");

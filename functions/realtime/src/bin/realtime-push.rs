@@ -10,6 +10,7 @@ use realtime::chat::ChatStore;
 use realtime::connections::ConnectionStore;
 use realtime::push::{PushJob, Pusher};
 use shared::config::aws_sdk_config;
+use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -20,7 +21,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         chat: ChatStore::from_env(&config)?,
         management: realtime::management_client(&config)?,
     });
-    shared::traces::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+    // Boxed: the runtime's future is deep enough to overflow the compiler's layout recursion limit
+    // when nested in `main`.
+    Box::pin(shared::traces::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let pusher = pusher.clone();
         async move {
             let mut response = SqsBatchResponse::default();
@@ -48,14 +51,29 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                     }
                     last += 1;
                 }
-                let outcome = match (&jobs[i], &jobs[last]) {
-                    (
-                        Ok(PushJob::ChatMessage { seq: first, .. }),
-                        Ok(PushJob::ChatMessage { conversation_id, seq: last, buyer_id, seller_id }),
-                    ) => pusher.deliver_chat(conversation_id, *first.min(last), *last, buyer_id, seller_id).await,
-                    (_, Ok(job)) => pusher.run(job).await,
-                    (_, Err(e)) => Err(e.clone()),
-                };
+                // One span per run, in the trace of the run's last job (its `traceparent`).
+                let kind = jobs[last].as_ref().map(PushJob::kind).unwrap_or("undecodable");
+                let span = tracing::info_span!("push", "otel.name" = format!("push {kind}"), "otel.kind" = "consumer");
+                shared::traces::set_parent(
+                    &span,
+                    records[last]
+                        .message_attributes
+                        .get(shared::traces::TRACEPARENT)
+                        .and_then(|a| a.string_value.as_deref())
+                        .and_then(shared::traces::from_traceparent),
+                );
+                let outcome = async {
+                    match (&jobs[i], &jobs[last]) {
+                        (
+                            Ok(PushJob::ChatMessage { seq: first, .. }),
+                            Ok(PushJob::ChatMessage { conversation_id, seq: last, buyer_id, seller_id }),
+                        ) => pusher.deliver_chat(conversation_id, *first.min(last), *last, buyer_id, seller_id).await,
+                        (_, Ok(job)) => pusher.run(job).await,
+                        (_, Err(e)) => Err(e.clone()),
+                    }
+                }
+                .instrument(span)
+                .await;
                 if let Err(e) = outcome {
                     tracing::error!(message_id = ?records[i].message_id, error = %e, "push failed");
                     failed_from = Some(i);
@@ -73,6 +91,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             shared::metrics::flush();
             Ok::<_, lambda_runtime::Error>(response)
         }
-    }))
+    })))
     .await
 }
