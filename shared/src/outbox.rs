@@ -61,7 +61,12 @@ impl OutboxRecord {
             envelope: serde_json::to_string(event).expect("envelopes serialize to JSON"),
             correlation_id: event.metadata.correlation_id.clone(),
             trace_header: event.metadata.trace_header.clone(),
-            traceparent: event.metadata.extra.get("traceparent").and_then(|v| v.as_str()).map(str::to_string),
+            traceparent: event
+                .metadata
+                .extra
+                .get(crate::traces::TRACEPARENT)
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
             expires_at: event.timestamp.timestamp() + RETENTION_SECONDS,
         }
     }

@@ -346,6 +346,21 @@ pub async fn order(local: &Local, buyer: &TestUser, items: Value, key: Option<&s
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// `POST /api/v1/orders` of one unit of `product` with the caller's own `x-correlation-id`, which
+/// every hop it causes carries; the status.
+pub async fn order_correlated(local: &Local, buyer: &TestUser, product: &str, correlation: &str) -> u16 {
+    let response = local
+        .http
+        .post(local.url("/api/v1/orders"))
+        .bearer_auth(&buyer.access_token)
+        .header("x-correlation-id", correlation)
+        .json(&serde_json::json!({"items": [{"product_id": product, "quantity": 1}]}))
+        .send()
+        .await
+        .expect("the API answers");
+    response.status().as_u16()
+}
+
 /// `POST /api/v1/orders/{id}/{action}` as `who`.
 pub async fn act(local: &Local, who: &TestUser, order_id: &str, action: &str) -> (u16, Value) {
     let path = format!("/api/v1/orders/{order_id}/{action}");

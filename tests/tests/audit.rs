@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use integration_tests::{act, eventually, listed, order, Local, TestUser};
+use integration_tests::{act, eventually, listed, order, order_correlated, Local, TestUser};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -84,16 +84,7 @@ async fn a_consumers_event_keeps_the_correlation_id_of_the_order_that_caused_it(
     let buyer = local.signed_up("buyer").await;
     let product = listed(&local, &seller, "Last lamp", 9000, 1).await;
     let correlation = integration_tests::unique("corr");
-    let response = local
-        .http
-        .post(local.url("/api/v1/orders"))
-        .bearer_auth(&buyer.access_token)
-        .header("x-correlation-id", &correlation)
-        .json(&json!({"items": [{"product_id": product, "quantity": 1}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 201);
+    assert_eq!(order_correlated(&local, &buyer, &product, &correlation).await, 201);
     // The order takes the last unit: inventory-consumer announces product.out_of_stock, a hop
     // later, on the same chain.
     let entries = history(&local, &admin, &product, 2).await;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use devstack::template::Template;
-use integration_tests::{eventually, listed, unique, workspace_root, Local};
+use integration_tests::{eventually, listed, order_correlated, unique, workspace_root, Local};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -94,16 +94,7 @@ async fn one_orders_trace_shows_every_hop_in_causal_order() {
     // A fresh token: the order is its first authorized request, so the authorizer runs for it.
     let buyer = local.signed_up("buyer").await;
     let correlation = unique("trace");
-    let response = local
-        .http
-        .post(local.url("/api/v1/orders"))
-        .bearer_auth(&buyer.access_token)
-        .header("x-correlation-id", &correlation)
-        .json(&json!({"items": [{"product_id": product, "quantity": 1}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 201);
+    assert_eq!(order_correlated(&local, &buyer, &product, &correlation).await, 201);
 
     let traces_url = local.url(&format!("/_devstack/traces/{correlation}"));
     let (found, spans) = eventually(WAIT, "every hop's span", || async {
