@@ -25,7 +25,12 @@ lifted=""
 for tier in Anonymous Authenticated Seller; do
   lifted+=" --parameter ${tier}BurstLimit=1000000 --parameter ${tier}RateLimit=1000000"
 done
-DEVSTACK_ARGS="$lifted" "$scripts/devstack.sh" start
+# A deletion's saga completes after its closing sweep, AuthorizerCacheSeconds plus
+# DeletionSweepMarginSeconds after the deletion (5 minutes and 60 s by default): the suite's
+# stack closes that window in 3 s, so that the deletion tests see their sagas complete.
+# tests/tests/trust.rs and deletion_window.rs check the cache's bound on gateways of their own.
+window=" --parameter AuthorizerCacheSeconds=2 --parameter DeletionSweepMarginSeconds=1"
+DEVSTACK_ARGS="$lifted$window" "$scripts/devstack.sh" start
 load_aws_env
 
 # Which emulator answers each service, as devstack found it: a run that says localstack but

@@ -23,12 +23,24 @@ pub use idempotency::{Claim, DynamoIdempotencyStore, IdempotencyStore, MemoryIde
 
 /// Why a handler could not process an event. The record is retried, then dead-lettered.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HandlerError(pub String);
+#[error("{message}")]
+pub struct HandlerError {
+    pub message: String,
+    /// Set by [`HandlerError::not_yet`]: the event is due later, not failed.
+    pub due_in: Option<Duration>,
+}
 
 impl HandlerError {
     pub fn new(message: impl std::fmt::Display) -> Self {
-        HandlerError(message.to_string())
+        HandlerError { message: message.to_string(), due_in: None }
+    }
+
+    /// The event cannot be handled before `due_in` has passed (a deletion's closing sweep waits
+    /// for its window): the record comes back then, not after the failure backoff. It still
+    /// counts as a receive, so a queue whose events are put off has room for that in its
+    /// `maxReceiveCount`. SQS keeps a message invisible for at most 12 hours.
+    pub fn not_yet(due_in: Duration, why: impl std::fmt::Display) -> Self {
+        HandlerError { message: why.to_string(), due_in: Some(due_in) }
     }
 }
 
@@ -135,13 +147,23 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
                     Ok(true) => QueueStatus::Processed,
                     Ok(false) => QueueStatus::Duplicate,
                     Err(RecordError::Undecodable(_)) => QueueStatus::Poison,
+                    Err(RecordError::Handler(HandlerError { due_in: Some(_), .. })) => QueueStatus::Deferred,
                     Err(_) => QueueStatus::Failed,
                 },
             );
             if let Err(err) = outcome {
                 let receive_count = receive_count(record);
-                tracing::error!(message_id = %message_id, receive_count, error = %err, "record failed");
-                self.retries.retry_after(record, self.backoff.delay(receive_count)).await;
+                let delay = match &err {
+                    RecordError::Handler(HandlerError { due_in: Some(due_in), .. }) => {
+                        tracing::info!(message_id = %message_id, due_in_ms = due_in.as_millis() as u64, reason = %err, "record put off");
+                        *due_in
+                    }
+                    _ => {
+                        tracing::error!(message_id = %message_id, receive_count, error = %err, "record failed");
+                        self.backoff.delay(receive_count)
+                    }
+                };
+                self.retries.retry_after(record, delay).await;
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = message_id;
                 response.batch_item_failures.push(failure);
@@ -194,7 +216,9 @@ impl<H: EventHandler, I: IdempotencyStore, R: RetryScheduler> Consumer<H, I, R> 
                         receive_count: receive_count(record),
                         max_receive_count: self.retries.max_receive_count(record).await,
                     };
-                    crate::events::caused_by(&event, self.handler.failed(&event, &delivery, &err)).await;
+                    if err.due_in.is_none() {
+                        crate::events::caused_by(&event, self.handler.failed(&event, &delivery, &err)).await;
+                    }
                     Err(err.into())
                 }
             }
@@ -270,7 +294,7 @@ impl RetryScheduler for SqsRetryScheduler {
             .change_message_visibility()
             .queue_url(queue_url)
             .receipt_handle(receipt)
-            .visibility_timeout(delay.as_secs().min(43_200) as i32)
+            .visibility_timeout(delay.as_secs_f64().ceil().min(43_200.0) as i32)
             .send()
             .await;
         // Not fatal: without it the record simply comes back after the queue's visibility timeout.

@@ -386,6 +386,41 @@ impl DomainEvent for UserDisabled {
     const TYPE: &'static str = "user.disabled";
 }
 
+/// An admin enabled a disabled user again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserEnabled {
+    pub user_id: String,
+    pub enabled_by: String,
+}
+
+impl DomainEvent for UserEnabled {
+    const TYPE: &'static str = "user.enabled";
+}
+
+/// A user logged out everywhere: every token of a session that began (`auth_time`) before
+/// `sessions_before` is refused, and the connections opened before it are closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserLoggedOut {
+    pub user_id: String,
+    /// Epoch seconds: sessions that began before it are over.
+    pub sessions_before: i64,
+}
+
+impl DomainEvent for UserLoggedOut {
+    const TYPE: &'static str = "user.logged_out";
+}
+
+/// A deleted user's tokens can no longer be used anywhere (the authorizer's cache has lapsed):
+/// every step of the deletion saga runs again, the closing sweep, for what was written in the
+/// meantime or missed by an index that lagged its table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserDeletionWindowClosed(pub UserDeleted);
+
+impl DomainEvent for UserDeletionWindowClosed {
+    const TYPE: &'static str = "user.deletion_window_closed";
+}
+
 /// One step of a user's deletion saga is done (`crate::saga`): what the service did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeletionStepDone {
@@ -751,6 +786,13 @@ mod tests {
             let errors: Vec<String> = validator.iter_errors(&json).map(|e| e.to_string()).collect();
             assert!(errors.is_empty(), "{}: {errors:?}", json["type"]);
         }
+        check(UserEnabled { user_id: "u".into(), enabled_by: "admin".into() });
+        check(UserLoggedOut { user_id: "u".into(), sessions_before: 1_780_000_000 });
+        check(UserDeletionWindowClosed(UserDeleted {
+            user_id: "u".into(),
+            deleted_by: "admin".into(),
+            seller_id: Some("s".into()),
+        }));
         check(UserDeletionCompleted { user_id: "u".into(), deleted_by: "a".into(), steps: vec!["cart".into()] });
         check(UserDeletionFailed {
             user_id: "u".into(),

@@ -94,6 +94,8 @@ pub enum QueueStatus {
     Duplicate,
     Failed,
     Poison,
+    /// Due later (`HandlerError::not_yet`): back then, not failed.
+    Deferred,
 }
 
 impl QueueStatus {
@@ -103,6 +105,7 @@ impl QueueStatus {
             QueueStatus::Duplicate => "duplicate",
             QueueStatus::Failed => "failed",
             QueueStatus::Poison => "poison",
+            QueueStatus::Deferred => "deferred",
         }
     }
 }

@@ -1,15 +1,25 @@
 //! The user-deletion saga (seed 004 §7): its progress record, and the wrapper that makes a
 //! consumer one of its steps.
 //!
-//! The saga is choreographed: `auth-api` deletes the user, starts the record (one entry per step,
-//! all `pending`) and puts `user.deleted` in its outbox. Each service's consumer does its part on
-//! `user.deleted` and then, in one transaction, marks its step `completed` in the record and puts
-//! its completion event (`orders.user_orders_closed`, ...) in the outbox. A failed attempt is
-//! written into the step's entry with its reason; on the message's last delivery the step is
-//! `failed` and `user.deletion_failed` goes out. Whichever step completes last sees every step
-//! completed and, under a condition that lets only one writer win, marks the saga `completed` and
-//! puts `user.deletion_completed` in the outbox. The saga is complete when the steps say so, not
-//! when events have been published.
+//! The saga is choreographed. `auth-api` writes, in one transaction, the user's tombstone (from
+//! then on the authorizer refuses their tokens, once its cache lapses), the saga record (one
+//! entry per step, all `pending`) and `user.deleted` in its outbox. Each service's consumer does
+//! its part on `user.deleted` and then, in one transaction, marks its step `completed` in the
+//! record and puts its completion event (`orders.user_orders_closed`, ...) in the outbox.
+//!
+//! A token the gateway cached before the tombstone keeps working until the cache lapses, and a
+//! step that found the user's items through an index may have missed the newest of them (global
+//! indexes are eventually consistent). So the record also says when that window closes
+//! (`window_closes_at`: the authorizer cache's lifetime plus a margin for requests in flight);
+//! then `deletion-sweeper` puts `user.deletion_window_closed` in the outbox, and every step runs
+//! again, the closing sweep, and records it (`swept_at`). After the sweep nothing of the user can
+//! be written any more.
+//!
+//! A failed attempt of either pass is written into the step's entry with its reason; on the
+//! message's last delivery the step is `failed` and `user.deletion_failed` goes out. Whichever
+//! step finishes last sees every step completed and swept and, under a condition that lets only
+//! one writer win, marks the saga `completed` and puts `user.deletion_completed` in the outbox.
+//! The saga is complete when the steps say so, not when events have been published.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -21,8 +31,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::{required_env, MissingEnv};
 use crate::consumer::{Delivery, EventHandler, HandlerError};
 use crate::events::{
-    AuthorAnonymised, ChatAuthorAnonymised, DeletionStepDone, Envelope, SellerDelisted, UserCartCleared, UserDeleted,
-    UserDeletionCompleted, UserDeletionFailed, UserNotificationsDeleted, UserOrdersClosed, UserProfileRemoved,
+    AuthorAnonymised, ChatAuthorAnonymised, DeletionStepDone, DomainEvent, Envelope, SellerDelisted, UserCartCleared,
+    UserDeleted, UserDeletionCompleted, UserDeletionFailed, UserDeletionWindowClosed, UserNotificationsDeleted,
+    UserOrdersClosed, UserProfileRemoved,
 };
 use crate::outbox::OutboxTable;
 
@@ -88,6 +99,36 @@ impl DeletionStep {
     }
 }
 
+fn erase_pass() -> String {
+    Pass::Erase.name().to_string()
+}
+
+/// Which run of its step a consumer is doing: the first, on `user.deleted`, or the closing sweep,
+/// on `user.deletion_window_closed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    Erase,
+    Sweep,
+}
+
+impl Pass {
+    /// The pass an event starts, if it is one of the saga's.
+    pub fn of(event_type: &str) -> Option<Pass> {
+        match event_type {
+            t if t == UserDeleted::TYPE => Some(Pass::Erase),
+            t if t == UserDeletionWindowClosed::TYPE => Some(Pass::Sweep),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Erase => "erase",
+            Pass::Sweep => "sweep",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SagaStatus {
@@ -114,6 +155,9 @@ pub enum StepState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub at: DateTime<Utc>,
+    /// Which run of the step failed: `erase` (on `user.deleted`) or `sweep` (the closing sweep).
+    #[serde(default = "erase_pass")]
+    pub pass: String,
     /// Which delivery of the message it was (1 for the first).
     pub receive_count: u32,
     pub reason: String,
@@ -128,6 +172,14 @@ pub struct StepRecord {
     /// How many items the step changed, once completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affected: Option<u64>,
+    /// When the step's closing sweep finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swept_at: Option<DateTime<Utc>>,
+    /// How many items the closing sweep changed: what was written after the first pass, or what
+    /// it missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swept_affected: Option<u64>,
+    /// Failed attempts of either pass.
     #[serde(default)]
     pub attempts: Vec<Attempt>,
 }
@@ -141,6 +193,14 @@ pub struct DeletionRecord {
     pub seller_id: Option<String>,
     pub status: SagaStatus,
     pub started_at: DateTime<Utc>,
+    /// When every token of the user is refused everywhere (the authorizer cache's lifetime after
+    /// the deletion, plus a margin for requests in flight): then the closing sweep starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_closes_at: Option<DateTime<Utc>>,
+    /// When the closing sweep was started (`user.deletion_window_closed`), the user's Cognito
+    /// account being gone by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_closed_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
     /// By step name: cart, orders, products, reviews, chat, notifications, profile.
@@ -148,13 +208,15 @@ pub struct DeletionRecord {
 }
 
 impl DeletionRecord {
-    /// A new record of `deleted`'s saga: every step pending.
-    pub fn start(deleted: &UserDeleted, now: DateTime<Utc>) -> DeletionRecord {
+    /// A new record of `deleted`'s saga: every step pending, the sweep due at `window_closes_at`.
+    pub fn start(deleted: &UserDeleted, now: DateTime<Utc>, window_closes_at: DateTime<Utc>) -> DeletionRecord {
         let pending = StepRecord {
             state: StepState::Pending,
             updated_at: now,
             completed_at: None,
             affected: None,
+            swept_at: None,
+            swept_affected: None,
             attempts: vec![],
         };
         DeletionRecord {
@@ -163,13 +225,33 @@ impl DeletionRecord {
             seller_id: deleted.seller_id.clone(),
             status: SagaStatus::Running,
             started_at: now,
+            window_closes_at: Some(window_closes_at),
+            window_closed_at: None,
             completed_at: None,
             steps: DeletionStep::ALL.iter().map(|s| (s.name().to_string(), pending.clone())).collect(),
         }
     }
 
+    /// Whether every step has completed and run its closing sweep.
     pub fn all_completed(&self) -> bool {
-        DeletionStep::ALL.iter().all(|s| self.steps.get(s.name()).is_some_and(|r| r.state == StepState::Completed))
+        DeletionStep::ALL
+            .iter()
+            .all(|s| self.steps.get(s.name()).is_some_and(|r| r.state == StepState::Completed && r.swept_at.is_some()))
+    }
+
+    /// The user's deletion, as the steps get it.
+    pub fn deleted(&self) -> UserDeleted {
+        UserDeleted {
+            user_id: self.user_id.clone(),
+            deleted_by: self.deleted_by.clone(),
+            seller_id: self.seller_id.clone(),
+        }
+    }
+
+    /// The event that starts the closing sweep; one per user.
+    pub fn window_closed_event(&self) -> Envelope {
+        Envelope::with_stable_id("deletion-sweeper", &self.user_id, UserDeletionWindowClosed(self.deleted()))
+            .into_untyped()
     }
 
     fn completed_event(&self) -> Envelope {
@@ -184,38 +266,43 @@ impl DeletionRecord {
 
 /// The saga records, and the saga's events that go with their changes.
 pub trait DeletionSagas: Send + Sync {
-    /// Writes `deleted`'s record unless it exists (a retried deletion keeps the first).
-    fn start(&self, deleted: &UserDeleted) -> impl Future<Output = Result<(), String>> + Send;
     fn get(&self, user_id: &str) -> impl Future<Output = Result<Option<DeletionRecord>, String>> + Send;
-    /// Marks `step` completed with its completion event; completes the saga if it was the last.
+    /// Marks `step`'s `pass` done: the first pass with its completion event, the sweep with its
+    /// time; completes the saga if it was the last.
     fn complete_step(
         &self,
         step: DeletionStep,
+        pass: Pass,
         user_id: &str,
         affected: u64,
         source: &str,
     ) -> impl Future<Output = Result<(), String>> + Send;
-    /// Records a failed attempt of `step`; on the last delivery the step and the saga fail and
-    /// `user.deletion_failed` goes out.
+    /// Records a failed attempt of `step`'s `pass`; on the last delivery the step and the saga
+    /// fail and `user.deletion_failed` goes out.
     fn fail_attempt(
         &self,
         step: DeletionStep,
+        pass: Pass,
         user_id: &str,
         attempt: Attempt,
         delivery: &Delivery,
     ) -> impl Future<Output = Result<(), String>> + Send;
+    /// Starts the closing sweep, once: `window_closed_at` and `user.deletion_window_closed` in
+    /// one transaction. `false` when it had been started already.
+    fn close_window(&self, record: &DeletionRecord) -> impl Future<Output = Result<bool, String>> + Send;
 }
 
 /// What a consumer does for its step of a user's deletion. It must be safe to run again: a
-/// failed attempt is retried from the start.
+/// failed attempt is retried from the start, and the closing sweep runs it a second time.
 pub trait ErasesUser: Send + Sync {
     const STEP: DeletionStep;
     /// Does the step's work; returns how many items it changed.
     fn erase(&self, user: &UserDeleted) -> impl Future<Output = Result<u64, HandlerError>> + Send;
 }
 
-/// A consumer's handler taking part in the saga: `user.deleted` goes to [`ErasesUser::erase`]
-/// and is recorded in the saga record, every other event to the handler as before.
+/// A consumer's handler taking part in the saga: `user.deleted` and
+/// `user.deletion_window_closed` go to [`ErasesUser::erase`] and are recorded in the saga
+/// record, every other event to the handler as before.
 pub struct SagaStep<H, S> {
     pub handler: H,
     pub sagas: S,
@@ -229,29 +316,38 @@ impl<H, S> SagaStep<H, S> {
     }
 }
 
+/// The deletion an event of the saga is about: both passes carry `user.deleted`'s payload.
+fn deletion_of(event: &Envelope) -> Result<UserDeleted, HandlerError> {
+    serde_json::from_value(event.data.clone())
+        .map_err(|e| HandlerError::new(format!("{} {} is not a deletion: {e}", event.event_type, event.id)))
+}
+
 impl<H: EventHandler + ErasesUser, S: DeletionSagas> EventHandler for SagaStep<H, S> {
     async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
-        if event.event_type != "user.deleted" {
-            return self.handler.handle(event).await;
-        }
-        let user = event.decode::<UserDeleted>().map_err(HandlerError::new)?.data;
+        let Some(pass) = Pass::of(&event.event_type) else { return self.handler.handle(event).await };
+        let user = deletion_of(event)?;
         let affected = self.handler.erase(&user).await?;
         self.sagas
-            .complete_step(H::STEP, &user.user_id, affected, &self.source)
+            .complete_step(H::STEP, pass, &user.user_id, affected, &self.source)
             .await
             .map_err(|e| HandlerError::new(format!("could not record the step's completion: {e}")))?;
-        tracing::info!(user_id = %user.user_id, step = H::STEP.name(), affected, "deletion step completed");
+        tracing::info!(user_id = %user.user_id, step = H::STEP.name(), pass = pass.name(), affected, "deletion step completed");
         Ok(())
     }
 
     async fn failed(&self, event: &Envelope, delivery: &Delivery, error: &HandlerError) {
-        if event.event_type != "user.deleted" {
+        let Some(pass) = Pass::of(&event.event_type) else {
             return self.handler.failed(event, delivery, error).await;
-        }
+        };
         let Some(user_id) = event.data.get("user_id").and_then(|v| v.as_str()) else { return };
-        let attempt = Attempt { at: Utc::now(), receive_count: delivery.receive_count, reason: error.to_string() };
+        let attempt = Attempt {
+            at: Utc::now(),
+            pass: pass.name().to_string(),
+            receive_count: delivery.receive_count,
+            reason: error.to_string(),
+        };
         // If even this fails the message still comes back or reaches the DLQ; the record lags.
-        if let Err(e) = self.sagas.fail_attempt(H::STEP, user_id, attempt, delivery).await {
+        if let Err(e) = self.sagas.fail_attempt(H::STEP, pass, user_id, attempt, delivery).await {
             tracing::warn!(user_id, step = H::STEP.name(), error = %e, "could not record the failed attempt");
         }
     }
@@ -284,6 +380,19 @@ impl DynamoDeletionSagas {
         ))
     }
 
+    /// The `Put` that starts `record`'s saga, for the deletion's own transaction: only if the
+    /// user has no record yet.
+    pub fn start_item(&self, record: &DeletionRecord) -> Result<TransactWriteItem, String> {
+        let item = serde_dynamo::to_item(record).map_err(|e| e.to_string())?;
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(user_id)")
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     /// Runs the transaction; `Some` with the reasons when it was cancelled. Every step's
     /// transaction writes the one saga record, and steps finish within milliseconds of each
     /// other: DynamoDB cancels one that meets another on the record (`TransactionConflict`),
@@ -307,7 +416,8 @@ impl DynamoDeletionSagas {
         unreachable!("the last attempt returns")
     }
 
-    /// Marks the saga completed if every step is, once: the condition lets one writer win.
+    /// Marks the saga completed if every step is, sweep included, once: the condition lets one
+    /// writer win.
     async fn finish_if_done(&self, user_id: &str) -> Result<(), String> {
         let Some(record) = self.get(user_id).await? else { return Ok(()) };
         if record.status == SagaStatus::Completed || !record.all_completed() {
@@ -324,7 +434,7 @@ impl DynamoDeletionSagas {
         let mut condition = vec!["#status <> :completed".to_string()];
         for (i, step) in DeletionStep::ALL.iter().enumerate() {
             update = update.expression_attribute_names(format!("#s{i}"), step.name());
-            condition.push(format!("steps.#s{i}.#state = :completed"));
+            condition.push(format!("steps.#s{i}.#state = :completed AND attribute_exists(steps.#s{i}.swept_at)"));
         }
         let update = update.condition_expression(condition.join(" AND ")).build().map_err(|e| e.to_string())?;
         let items =
@@ -343,17 +453,6 @@ impl DynamoDeletionSagas {
 }
 
 impl DeletionSagas for DynamoDeletionSagas {
-    async fn start(&self, deleted: &UserDeleted) -> Result<(), String> {
-        let item = serde_dynamo::to_item(DeletionRecord::start(deleted, Utc::now())).map_err(|e| e.to_string())?;
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(user_id)");
-        crate::store::put_once(put).await.map(|_| ())
-    }
-
     async fn get(&self, user_id: &str) -> Result<Option<DeletionRecord>, String> {
         // Strongly consistent: the step that completes last must see every other completion.
         crate::store::get_as(
@@ -365,6 +464,7 @@ impl DeletionSagas for DynamoDeletionSagas {
     async fn complete_step(
         &self,
         step: DeletionStep,
+        pass: Pass,
         user_id: &str,
         affected: u64,
         source: &str,
@@ -373,23 +473,43 @@ impl DeletionSagas for DynamoDeletionSagas {
         let update = Update::builder()
             .table_name(&self.table)
             .key("user_id", s(user_id))
-            .update_expression(
-                "SET steps.#step.#state = :completed, steps.#step.updated_at = :now, \
-                 steps.#step.completed_at = :now, steps.#step.affected = :affected",
-            )
-            .condition_expression("attribute_exists(user_id) AND steps.#step.#state <> :completed")
             .expression_attribute_names("#step", step.name())
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":completed", s("completed"))
             .expression_attribute_values(":now", s(&now))
-            .expression_attribute_values(":affected", AttributeValue::N(affected.to_string()))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let event = step.completion_event(source, user_id, affected);
-        let items = vec![TransactWriteItem::builder().update(update).build(), self.outbox.put(&event)];
+            .expression_attribute_values(":affected", AttributeValue::N(affected.to_string()));
+        let items = match pass {
+            Pass::Erase => {
+                let update = update
+                    .update_expression(
+                        "SET steps.#step.#state = :completed, steps.#step.updated_at = :now, \
+                         steps.#step.completed_at = :now, steps.#step.affected = :affected",
+                    )
+                    .condition_expression("attribute_exists(user_id) AND steps.#step.#state <> :completed")
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let event = step.completion_event(source, user_id, affected);
+                vec![TransactWriteItem::builder().update(update).build(), self.outbox.put(&event)]
+            }
+            // The sweep also completes a step whose first pass has not (it erases the same and
+            // more); its completion event stays the first pass's.
+            Pass::Sweep => {
+                let update = update
+                    .update_expression(
+                        "SET steps.#step.#state = :completed, steps.#step.updated_at = :now, \
+                         steps.#step.completed_at = if_not_exists(steps.#step.completed_at, :now), \
+                         steps.#step.affected = if_not_exists(steps.#step.affected, :affected), \
+                         steps.#step.swept_at = :now, steps.#step.swept_affected = :affected",
+                    )
+                    .condition_expression("attribute_exists(user_id) AND attribute_not_exists(steps.#step.swept_at)")
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                vec![TransactWriteItem::builder().update(update).build()]
+            }
+        };
         if let Some(reasons) = self.transact(items).await? {
             if reasons.condition_failed(0) || reasons.condition_failed(1) {
-                // Completed already (a redelivery), or a deletion from before the saga existed.
+                // Done already (a redelivery), or a deletion from before the saga existed.
                 if self.get(user_id).await?.is_none() {
                     tracing::warn!(user_id, step = step.name(), "no deletion record; nothing to record");
                     return Ok(());
@@ -404,6 +524,7 @@ impl DeletionSagas for DynamoDeletionSagas {
     async fn fail_attempt(
         &self,
         step: DeletionStep,
+        pass: Pass,
         user_id: &str,
         attempt: Attempt,
         delivery: &Delivery,
@@ -414,16 +535,23 @@ impl DeletionSagas for DynamoDeletionSagas {
         let mut expression = "SET steps.#step.attempts = list_append(steps.#step.attempts, :attempt), \
              steps.#step.#state = :state, steps.#step.updated_at = :now"
             .to_string();
+        // A pass that is done records no more failures: a late redelivery of it changes nothing.
+        let unfinished = match pass {
+            Pass::Erase => "steps.#step.#state <> :completed",
+            Pass::Sweep => "attribute_not_exists(steps.#step.swept_at)",
+        };
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("user_id", s(user_id))
-            .condition_expression("attribute_exists(user_id) AND steps.#step.#state <> :completed")
+            .condition_expression(format!("attribute_exists(user_id) AND {unfinished}"))
             .expression_attribute_names("#step", step.name())
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":completed", s("completed"))
             .expression_attribute_values(":attempt", AttributeValue::L(vec![attempt]))
             .expression_attribute_values(":state", s(if last { "failed" } else { "retrying" }))
             .expression_attribute_values(":now", s(&Utc::now().to_rfc3339()));
+        if pass == Pass::Erase {
+            update = update.expression_attribute_values(":completed", s("completed"));
+        }
         let mut items = vec![];
         if last {
             expression.push_str(", #status = :failed");
@@ -451,6 +579,24 @@ impl DeletionSagas for DynamoDeletionSagas {
             _ => Ok(()),
         }
     }
+
+    async fn close_window(&self, record: &DeletionRecord) -> Result<bool, String> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("user_id", s(&record.user_id))
+            .update_expression("SET window_closed_at = :now")
+            .condition_expression("attribute_exists(user_id) AND attribute_not_exists(window_closed_at)")
+            .expression_attribute_values(":now", s(&Utc::now().to_rfc3339()))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let items =
+            vec![TransactWriteItem::builder().update(update).build(), self.outbox.put(&record.window_closed_event())];
+        match self.transact(items).await? {
+            None => Ok(true),
+            Some(reasons) if reasons.condition_failed(0) || reasons.condition_failed(1) => Ok(false),
+            Some(reasons) => Err(format!("closing the deletion window was cancelled: {reasons:?}")),
+        }
+    }
 }
 
 // ---- in memory, for unit tests -------------------------------------------------------------
@@ -473,15 +619,19 @@ impl MemoryDeletionSagas {
     pub fn event_types(&self) -> Vec<String> {
         self.events.lock().unwrap().iter().map(|e| e.event_type.clone()).collect()
     }
+
+    /// Starts `deleted`'s saga unless it exists, its window closing at once.
+    pub fn start(&self, deleted: &UserDeleted) {
+        let now = Utc::now();
+        self.records
+            .lock()
+            .unwrap()
+            .entry(deleted.user_id.clone())
+            .or_insert_with(|| DeletionRecord::start(deleted, now, now));
+    }
 }
 
 impl DeletionSagas for MemoryDeletionSagas {
-    async fn start(&self, deleted: &UserDeleted) -> Result<(), String> {
-        let mut records = self.records.lock().unwrap();
-        records.entry(deleted.user_id.clone()).or_insert_with(|| DeletionRecord::start(deleted, Utc::now()));
-        Ok(())
-    }
-
     async fn get(&self, user_id: &str) -> Result<Option<DeletionRecord>, String> {
         Ok(self.records.lock().unwrap().get(user_id).cloned())
     }
@@ -489,30 +639,42 @@ impl DeletionSagas for MemoryDeletionSagas {
     async fn complete_step(
         &self,
         step: DeletionStep,
+        pass: Pass,
         user_id: &str,
         affected: u64,
         source: &str,
     ) -> Result<(), String> {
-        let finished = {
+        let (first, finished) = {
             let mut records = self.records.lock().unwrap();
             let Some(record) = records.get_mut(user_id) else { return Ok(()) };
             let entry = record.steps.get_mut(step.name()).expect("every step has an entry");
-            if entry.state == StepState::Completed {
-                return Ok(());
-            }
             let now = Utc::now();
+            match pass {
+                Pass::Erase if entry.state == StepState::Completed => return Ok(()),
+                Pass::Sweep if entry.swept_at.is_some() => return Ok(()),
+                Pass::Erase => {
+                    entry.completed_at = Some(now);
+                    entry.affected = Some(affected);
+                }
+                Pass::Sweep => {
+                    entry.completed_at.get_or_insert(now);
+                    entry.affected.get_or_insert(affected);
+                    entry.swept_at = Some(now);
+                    entry.swept_affected = Some(affected);
+                }
+            }
             entry.state = StepState::Completed;
             entry.updated_at = now;
-            entry.completed_at = Some(now);
-            entry.affected = Some(affected);
             let done = record.status != SagaStatus::Completed && record.all_completed();
             if done {
                 record.status = SagaStatus::Completed;
                 record.completed_at = Some(now);
             }
-            done.then(|| record.completed_event())
+            (pass == Pass::Erase, done.then(|| record.completed_event()))
         };
-        self.emit(step.completion_event(source, user_id, affected));
+        if first {
+            self.emit(step.completion_event(source, user_id, affected));
+        }
         if let Some(event) = finished {
             self.emit(event);
         }
@@ -522,6 +684,7 @@ impl DeletionSagas for MemoryDeletionSagas {
     async fn fail_attempt(
         &self,
         step: DeletionStep,
+        pass: Pass,
         user_id: &str,
         attempt: Attempt,
         delivery: &Delivery,
@@ -530,7 +693,11 @@ impl DeletionSagas for MemoryDeletionSagas {
             let mut records = self.records.lock().unwrap();
             let Some(record) = records.get_mut(user_id) else { return Ok(()) };
             let entry = record.steps.get_mut(step.name()).expect("every step has an entry");
-            if entry.state == StepState::Completed {
+            let done = match pass {
+                Pass::Erase => entry.state == StepState::Completed,
+                Pass::Sweep => entry.swept_at.is_some(),
+            };
+            if done {
                 return Ok(());
             }
             let reason = attempt.reason.clone();
@@ -552,6 +719,20 @@ impl DeletionSagas for MemoryDeletionSagas {
             self.emit(Envelope::with_stable_id("deletion-saga", &key, data).into_untyped());
         }
         Ok(())
+    }
+
+    async fn close_window(&self, record: &DeletionRecord) -> Result<bool, String> {
+        let closed = {
+            let mut records = self.records.lock().unwrap();
+            let Some(stored) = records.get_mut(&record.user_id) else { return Ok(false) };
+            if stored.window_closed_at.is_some() {
+                return Ok(false);
+            }
+            stored.window_closed_at = Some(Utc::now());
+            true
+        };
+        self.emit(record.window_closed_event());
+        Ok(closed)
     }
 }
 
@@ -602,29 +783,69 @@ mod tests {
         }
     }
 
+    /// Every other step done, both passes.
+    async fn others_done(sagas: &MemoryDeletionSagas) {
+        for other in DeletionStep::ALL.iter().filter(|s| **s != DeletionStep::Orders) {
+            for pass in [Pass::Erase, Pass::Sweep] {
+                sagas.complete_step(*other, pass, "u1", 0, "test").await.unwrap();
+            }
+        }
+    }
+
+    async fn window_closed(sagas: &MemoryDeletionSagas) -> Envelope {
+        let record = sagas.get("u1").await.unwrap().unwrap();
+        assert!(sagas.close_window(&record).await.unwrap());
+        assert!(!sagas.close_window(&record).await.unwrap(), "the window closes once");
+        record.window_closed_event()
+    }
+
     #[tokio::test]
-    async fn the_saga_completes_when_its_last_step_does_and_only_then() {
+    async fn the_saga_completes_only_after_its_last_step_and_the_closing_sweep() {
         let (user, event) = deleted();
         let step = SagaStep::new(
             "orders-consumer",
             Flaky { failures: 0, calls: AtomicU32::new(0) },
             MemoryDeletionSagas::default(),
         );
-        step.sagas.start(&user).await.unwrap();
-        for other in DeletionStep::ALL.iter().filter(|s| **s != DeletionStep::Orders) {
-            step.sagas.complete_step(*other, "u1", 0, "test").await.unwrap();
-        }
+        step.sagas.start(&user);
+        others_done(&step.sagas).await;
         assert_eq!(step.sagas.get("u1").await.unwrap().unwrap().status, SagaStatus::Running);
-        assert!(!step.sagas.event_types().contains(&"user.deletion_completed".to_string()));
         assert!(deliver(&step, &event, 1).await);
         // A redelivery changes nothing.
         assert!(deliver(&step, &event, 2).await);
         let record = step.sagas.get("u1").await.unwrap().unwrap();
+        assert_eq!(record.steps["orders"].state, StepState::Completed);
+        assert_eq!(record.status, SagaStatus::Running, "every step done, but not yet swept");
+        assert!(!step.sagas.event_types().contains(&"user.deletion_completed".to_string()));
+
+        let sweep = window_closed(&step.sagas).await;
+        assert_eq!(sweep.event_type, "user.deletion_window_closed");
+        assert_eq!(deletion_of(&sweep).unwrap(), user);
+        assert!(deliver(&step, &sweep, 1).await);
+        let record = step.sagas.get("u1").await.unwrap().unwrap();
         assert_eq!(record.status, SagaStatus::Completed);
-        assert_eq!(record.steps["orders"].affected, Some(2));
+        assert_eq!((record.steps["orders"].affected, record.steps["orders"].swept_affected), (Some(2), Some(2)));
+        assert_eq!(step.step_calls(), 3, "erased twice on the first pass (a redelivery), once by the sweep");
         let types = step.sagas.event_types();
         assert_eq!(types.iter().filter(|t| *t == "orders.user_orders_closed").count(), 1);
         assert_eq!(types.iter().filter(|t| *t == "user.deletion_completed").count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_that_arrives_first_completes_the_step_and_the_late_first_pass_changes_nothing() {
+        let (user, event) = deleted();
+        let step = SagaStep::new(
+            "orders-consumer",
+            Flaky { failures: 0, calls: AtomicU32::new(0) },
+            MemoryDeletionSagas::default(),
+        );
+        step.sagas.start(&user);
+        others_done(&step.sagas).await;
+        let sweep = window_closed(&step.sagas).await;
+        assert!(deliver(&step, &sweep, 1).await);
+        assert_eq!(step.sagas.get("u1").await.unwrap().unwrap().status, SagaStatus::Completed);
+        assert!(deliver(&step, &event, 1).await);
+        assert_eq!(step.sagas.event_types().iter().filter(|t| *t == "user.deletion_completed").count(), 1);
     }
 
     #[tokio::test]
@@ -635,7 +856,7 @@ mod tests {
             Flaky { failures: 3, calls: AtomicU32::new(0) },
             MemoryDeletionSagas::default(),
         );
-        step.sagas.start(&user).await.unwrap();
+        step.sagas.start(&user);
         assert!(!deliver(&step, &event, 1).await);
         let record = step.sagas.get("u1").await.unwrap().unwrap();
         assert_eq!(record.steps["orders"].state, StepState::Retrying);
@@ -653,10 +874,10 @@ mod tests {
         );
         assert_eq!(step.sagas.event_types(), vec!["user.deletion_failed"]);
         // The redriven message is delivered afresh, and the step completes.
-        for other in DeletionStep::ALL.iter().filter(|s| **s != DeletionStep::Orders) {
-            step.sagas.complete_step(*other, "u1", 0, "test").await.unwrap();
-        }
+        others_done(&step.sagas).await;
         assert!(deliver(&step, &event, 1).await);
+        let sweep = window_closed(&step.sagas).await;
+        assert!(deliver(&step, &sweep, 1).await);
         let record = step.sagas.get("u1").await.unwrap().unwrap();
         assert_eq!(record.status, SagaStatus::Completed);
         assert_eq!(record.steps["orders"].attempts.len(), 3);
@@ -670,5 +891,11 @@ mod tests {
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, c.id);
         assert_eq!(crate::outbox::aggregate_of(&a), "u1");
+    }
+
+    impl SagaStep<Flaky, MemoryDeletionSagas> {
+        fn step_calls(&self) -> u32 {
+            self.handler.calls.load(Ordering::SeqCst)
+        }
     }
 }

@@ -81,6 +81,7 @@ impl Local {
         let overrides = parameters.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut stack = self.stack.clone();
         stack.parameters = template.parameters(&overrides).unwrap();
+        stack.conditions = template.conditions();
         let api = assemble(
             &template,
             &stack,
@@ -88,7 +89,13 @@ impl Local {
             &function_binaries(),
             devstack::runtime::Output::Quiet,
             false,
-            &Default::default(),
+            // Its functions invoke the shared stack's (orders-api asks products-api).
+            &devstack::local::LocalEndpoints {
+                lambda: std::fs::read_to_string(workspace_root().join(".devstack/lambda"))
+                    .ok()
+                    .map(|u| u.trim().into()),
+                ..Default::default()
+            },
         )
         .expect("assemble the local API");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -146,10 +153,79 @@ impl Local {
         request.send().await.expect("GetItem").item
     }
 
+    /// Lays `variables` over a function's environment on the shared devstack (its `/environment`
+    /// fault hook: instances started from then on get them, running ones are stopped); an empty
+    /// object restores the template's. A test that breaks a function this way has a binary of its
+    /// own, since the function is broken for every test while it lasts; [`Local::broken`] restores
+    /// it even when the test fails.
+    pub async fn set_environment(&self, function_logical_id: &str, variables: Value) {
+        let response = self.http.post(environment_hook(function_logical_id)).json(&variables).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 204, "devstack's environment hook");
+    }
+
+    /// `function_logical_id` runs with `variables` over its environment until the guard goes,
+    /// however the test ends.
+    pub async fn broken(&self, function_logical_id: &str, variables: Value) -> Broken {
+        self.set_environment(function_logical_id, variables).await;
+        Broken { function: function_logical_id.to_string() }
+    }
+
+    /// The types of the events about `user_id` waiting in a dead-letter queue, read without
+    /// taking them (visibility 0: in a DLQ, which nothing consumes, a receive changes nothing
+    /// that matters). A few receives, since one may return only some of the messages.
+    pub async fn dead_letters_about(&self, dlq_logical_id: &str, user_id: &str) -> std::collections::BTreeSet<String> {
+        let mut types = std::collections::BTreeSet::new();
+        for _ in 0..5 {
+            let out = self
+                .aws
+                .sqs
+                .receive_message()
+                .queue_url(self.id(dlq_logical_id))
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .expect("ReceiveMessage");
+            for message in out.messages() {
+                let Ok(event) = serde_json::from_str::<Value>(message.body().unwrap_or_default()) else { continue };
+                if event["data"]["user_id"] == user_id {
+                    types.insert(event["type"].as_str().unwrap_or_default().to_string());
+                }
+            }
+        }
+        types
+    }
+
     /// A numeric attribute of an item, if both exist.
     pub async fn number(&self, table_logical_id: &str, key: &[(&str, &str)], attribute: &str) -> Option<i64> {
         let item = self.get_item(table_logical_id, key).await?;
         item.get(attribute)?.as_n().ok()?.parse().ok()
+    }
+}
+
+fn environment_hook(function_logical_id: &str) -> String {
+    let lambda =
+        std::fs::read_to_string(workspace_root().join(".devstack/lambda")).expect("devstack's Lambda endpoint");
+    format!("{}/_devstack/functions/{function_logical_id}/environment", lambda.trim())
+}
+
+/// A function broken by [`Local::broken`]; dropping it gives the function its template's
+/// environment back (on a thread of its own, since a test's runtime may be unwinding).
+pub struct Broken {
+    function: String,
+}
+
+impl Drop for Broken {
+    fn drop(&mut self) {
+        let url = environment_hook(&self.function);
+        let restored = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async { reqwest::Client::new().post(url).json(&serde_json::json!({})).send().await.ok() })
+        })
+        .join();
+        if !matches!(restored, Ok(Some(ref r)) if r.status().as_u16() == 204) {
+            eprintln!("could not give {} its environment back", self.function);
+        }
     }
 }
 

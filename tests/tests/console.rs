@@ -56,3 +56,39 @@ async fn the_console_shows_an_order_live() {
     assert!(spans.iter().any(|s| s.starts_with("products-api")), "{spans:?}");
     assert!(std::fs::metadata(&screenshot).map(|m| m.len() > 10_000).unwrap_or(false), "a screenshot");
 }
+
+/// The console cannot change a queue by accident: reading messages is for DLQs only, and a POST
+/// with the page's header; a request addressed to another host name (a DNS name rebound to
+/// 127.0.0.1) or sent from another origin's page is refused.
+#[tokio::test]
+async fn the_console_changes_no_queue_by_accident() {
+    let local = Local::connect().await;
+    let messages = |queue: &str| local.url(&format!("/_devstack/queues/{queue}/messages"));
+    let status = |r: reqwest::Response| r.status().as_u16();
+
+    let peek = local.http.get(messages("UserProfileQueue")).send().await.unwrap();
+    assert_eq!(status(peek), 405, "a GET reads no messages");
+    let peek = local.http.post(messages("UserProfileQueue")).header("x-devstack-console", "1").send().await.unwrap();
+    assert_eq!(status(peek), 409, "a live queue's messages are not read: each read counts toward its DLQ");
+    let peek = local.http.post(messages("UserProfileDLQ")).send().await.unwrap();
+    assert_eq!(status(peek), 403, "without the page's header");
+    let peek = local.http.post(messages("UserProfileDLQ")).header("x-devstack-console", "1").send().await.unwrap();
+    assert_eq!(status(peek), 200, "a DLQ's messages are read");
+
+    for path in ["/_devstack/", "/_devstack/snapshot", "/_devstack/metrics"] {
+        let rebound = local.http.get(local.url(path)).header("host", "evil.example").send().await.unwrap();
+        assert_eq!(status(rebound), 403, "{path} answered a request for another host");
+        let foreign = local.http.get(local.url(path)).header("origin", "https://evil.example").send().await.unwrap();
+        assert_eq!(status(foreign), 403, "{path} answered another origin's page");
+        assert_eq!(status(local.http.get(local.url(path)).send().await.unwrap()), 200, "{path}");
+    }
+    let redrive = local
+        .http
+        .post(local.url("/_devstack/queues/UserProfileDLQ/redrive"))
+        .header("x-devstack-console", "1")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(redrive), 403, "another origin's page redrove a DLQ");
+}

@@ -138,6 +138,7 @@ async fn deleting_a_buyer_runs_every_step_and_the_record_follows_them() {
     let deleted_at = delete_user(&local, &admin, &buyer).await;
     let record = completed_record(&local, &admin, &buyer.user_id).await;
     println!("buyer deletion: saga completed {} ms after the DELETE answered", deleted_at.elapsed().as_millis());
+    swept(&local, &record, &buyer.user_id).await;
 
     // The record is exact: who, every step with its time and what it changed.
     assert_eq!(record["user_id"], buyer.user_id.as_str());
@@ -175,7 +176,11 @@ async fn deleting_a_buyer_runs_every_step_and_the_record_follows_them() {
         })
         .await;
     }
-    assert_eq!(items_under(&local, "NotificationsTable", "inbox", &format!("user#{}", buyer.user_id)).await, 0);
+    // Only the inbox's erasure marker is left, which no late event gets past.
+    let inbox = format!("user#{}", buyer.user_id);
+    assert_eq!(items_under(&local, "NotificationsTable", "inbox", &inbox).await, 1);
+    let marker = local.get_item("NotificationsTable", &[("inbox", &inbox), ("id", "#seq")]).await.expect("the marker");
+    assert!(marker.contains_key("erased_at") && !marker.contains_key("last_seq"), "{marker:?}");
 
     // The review is anonymised, and still counts.
     let (_, reviews) = local.call(Method::GET, &format!("/api/v1/products/{knife}/reviews"), None).await;
@@ -208,6 +213,50 @@ async fn deleting_a_buyer_runs_every_step_and_the_record_follows_them() {
         notes.iter().any(|n| n["kind"] == "user.deletion_completed").then_some(())
     })
     .await;
+
+    // Late events recreate nothing: a user.created that SQS hands out after the deletion (a new
+    // id, so no consumer has seen it) reaches the profile and notification consumers, and both
+    // leave the erased user as they are.
+    let late = json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "type": "user.created",
+        "timestamp": chrono::Utc::now().to_rfc3339(),
+        "source": "auth-api",
+        "data": {"user_id": buyer.user_id, "email": buyer.email, "roles": ["buyer"], "display_name": "Back again"},
+        "metadata": {"correlation_id": unique("late")},
+    });
+    for (queue, consumer) in
+        [("UserProfileQueue", "profile-consumer"), ("EmailNotificationQueue", "notification-consumer")]
+    {
+        local.aws.sqs.send_message().queue_url(local.id(queue)).message_body(late.to_string()).send().await.unwrap();
+        let claim = format!("{consumer}#{}", late["id"].as_str().unwrap());
+        eventually(WAIT, &format!("{consumer} to process the late user.created"), || async {
+            let item = local.get_item("IdempotencyTable", &[("pk", &claim)]).await?;
+            (item.get("status").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("COMPLETED")).then_some(())
+        })
+        .await;
+    }
+    let (status, _) =
+        local.call_as(Some(&admin.access_token), Method::GET, &format!("/api/v1/users/{}", buyer.user_id), None).await;
+    assert_eq!(status, 404, "a late user.created brought the profile back");
+    assert_eq!(items_under(&local, "NotificationsTable", "inbox", &inbox).await, 1, "a late event refilled the inbox");
+}
+
+/// The closing sweep ran for every step, after the window the record names, and the Cognito
+/// account is gone.
+async fn swept(local: &Local, record: &Value, user_id: &str) {
+    let closes = record["window_closes_at"].as_str().unwrap_or_else(|| panic!("no window: {record}"));
+    let closed = record["window_closed_at"].as_str().unwrap_or_else(|| panic!("never closed: {record}"));
+    let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap();
+    assert!(at(closed) >= at(closes), "the sweep started before the window closed: {record}");
+    for step in STEPS {
+        let swept = record["steps"][step]["swept_at"].as_str().unwrap_or_else(|| panic!("{step} not swept: {record}"));
+        assert!(at(swept) >= at(closed), "{step}: {record}");
+    }
+    let account = local.aws.cognito.admin_get_user().user_pool_id(local.id("UserPool")).username(user_id).send().await;
+    let gone =
+        account.as_ref().err().and_then(|e| e.as_service_error()).is_some_and(|e| e.is_user_not_found_exception());
+    assert!(gone, "the Cognito account of a deleted user still exists: {account:?}");
 }
 
 #[tokio::test]
@@ -236,6 +285,7 @@ async fn deleting_a_seller_delists_their_products_and_closes_their_orders() {
     let deleted_at = delete_user(&local, &admin, &seller).await;
     let record = completed_record(&local, &admin, &seller.user_id).await;
     println!("seller deletion: saga completed {} ms after the DELETE answered", deleted_at.elapsed().as_millis());
+    swept(&local, &record, &seller.user_id).await;
     assert_eq!(record["seller_id"].as_str(), seller.seller_id.as_deref());
     assert_eq!(affected(&record, "products"), 2);
     assert_eq!(affected(&record, "orders"), 1, "the order placed with the seller; the delivered one stays");

@@ -1,7 +1,8 @@
 //! A step of the user-deletion saga that keeps failing: each failed attempt is written into the
-//! saga record with its reason; on the message's last delivery (`maxReceiveCount`) the step and
-//! the saga are `failed`, the admin is told, and the message waits in the step's DLQ. Once the
-//! cause is fixed, a redrive of that DLQ retries the step, and the saga completes.
+//! saga record with its reason and its pass (the first, or the closing sweep); on the message's
+//! last delivery (`maxReceiveCount`) the step and the saga are `failed`, the admin is told, and
+//! the message waits in the step's DLQ, the sweep's beside it. Once the cause is fixed, a redrive
+//! of that DLQ retries the step, and the saga completes.
 //!
 //! The fault is a real one: devstack starts the profile consumer with a table name that does not
 //! exist (its `/environment` hook), so DynamoDB refuses the step's work as it would after a bad
@@ -10,25 +11,17 @@
 
 use std::time::Duration;
 
-use integration_tests::{eventually, unread, workspace_root, Local, TestUser};
+use integration_tests::{eventually, unread, Local, TestUser};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(60);
 const FUNCTION: &str = "ProfileConsumerFunction";
 
-/// Lays `variables` over the profile consumer's environment (an empty object restores it).
-async fn misconfigure(local: &Local, variables: Value) {
-    let lambda =
-        std::fs::read_to_string(workspace_root().join(".devstack/lambda")).expect("devstack's Lambda endpoint");
-    let response = local
-        .http
-        .post(format!("{}/_devstack/functions/{FUNCTION}/environment", lambda.trim()))
-        .json(&variables)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 204);
+/// The delivery numbers of the profile step's failed attempts in `pass` (erase or sweep).
+fn attempts_of(record: &Value, pass: &str) -> Vec<u64> {
+    let attempts = record["steps"]["profile"]["attempts"].as_array().cloned().unwrap_or_default();
+    attempts.iter().filter(|a| a["pass"] == pass).map(|a| a["receive_count"].as_u64().unwrap()).collect()
 }
 
 async fn record(local: &Local, admin: &TestUser, user_id: &str) -> Value {
@@ -50,7 +43,7 @@ async fn a_failing_step_is_recorded_fails_the_saga_and_completes_after_a_redrive
     })
     .await;
 
-    misconfigure(&local, json!({"PROFILES_TABLE": "no-such-profiles-table"})).await;
+    let broken = local.broken(FUNCTION, json!({"PROFILES_TABLE": "no-such-profiles-table"})).await;
     let path = format!("/auth/users/{}", buyer.user_id);
     assert_eq!(local.call_as(Some(&admin.access_token), Method::DELETE, &path, None).await.0, 204);
 
@@ -60,12 +53,19 @@ async fn a_failing_step_is_recorded_fails_the_saga_and_completes_after_a_redrive
         (record["status"] == "failed").then_some(record)
     })
     .await;
-    let profile = &failed["steps"]["profile"];
-    assert_eq!(profile["state"], "failed", "{failed}");
-    let attempts = profile["attempts"].as_array().unwrap();
-    let counts: Vec<u64> = attempts.iter().map(|a| a["receive_count"].as_u64().unwrap()).collect();
-    assert_eq!(counts, vec![1, 2, 3], "{failed}");
-    for attempt in attempts {
+    assert_eq!(attempts_of(&failed, "erase"), vec![1, 2, 3], "{failed}");
+    // The closing sweep, once the window closes, fails the same way, three times too.
+    let failed = eventually(WAIT, "the profile step's sweep to fail", || async {
+        let record = record(&local, &admin, &buyer.user_id).await;
+        (attempts_of(&record, "sweep").len() == 3).then_some(record)
+    })
+    .await;
+    assert_eq!(attempts_of(&failed, "sweep"), vec![1, 2, 3], "{failed}");
+    assert_eq!(
+        (failed["status"].as_str(), failed["steps"]["profile"]["state"].as_str()),
+        (Some("failed"), Some("failed"))
+    );
+    for attempt in failed["steps"]["profile"]["attempts"].as_array().unwrap() {
         let reason = attempt["reason"].as_str().unwrap();
         assert!(reason.contains("no-such-profiles-table") || reason.contains("ResourceNotFound"), "{reason}");
     }
@@ -87,26 +87,15 @@ async fn a_failing_step_is_recorded_fails_the_saga_and_completes_after_a_redrive
     let sqs = &local.aws.sqs;
     let dlq = local.id("UserProfileDLQ");
     let redrive = devstack::redrive::resolve(sqs, &dlq, None).await.expect("the profile DLQ's source");
-    eventually(WAIT, "the user.deleted message in the profile DLQ", || async {
-        let attributes = sqs
-            .get_queue_attributes()
-            .queue_url(&dlq)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await
-            .unwrap();
-        let depth = attributes
-            .attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0);
-        (depth >= 1).then_some(())
+    eventually(WAIT, "user.deleted and user.deletion_window_closed in the profile DLQ", || async {
+        let waiting = local.dead_letters_about("UserProfileDLQ", &buyer.user_id).await;
+        (waiting.contains("user.deleted") && waiting.contains("user.deletion_window_closed")).then_some(())
     })
     .await;
     assert_eq!(record(&local, &admin, &buyer.user_id).await["status"], "failed", "still failed until a redrive");
 
     // Fixed, then redriven: the step completes and so does the saga.
-    misconfigure(&local, json!({})).await;
+    drop(broken);
     let moved = devstack::redrive::move_messages(sqs, &redrive, 100).await.expect("redrive");
     assert!(!moved.is_empty());
     let done = eventually(WAIT, "the saga to complete after the redrive", || async {
@@ -116,7 +105,8 @@ async fn a_failing_step_is_recorded_fails_the_saga_and_completes_after_a_redrive
     .await;
     let profile = &done["steps"]["profile"];
     assert_eq!((profile["state"].as_str(), profile["affected"].as_i64()), (Some("completed"), Some(1)), "{done}");
-    assert_eq!(profile["attempts"].as_array().unwrap().len(), 3, "the failed attempts stay on record: {done}");
+    assert!(profile["swept_at"].is_string(), "{done}");
+    assert_eq!(profile["attempts"].as_array().unwrap().len(), 6, "the failed attempts stay on record: {done}");
     let (status, _) =
         local.call_as(Some(&admin.access_token), Method::GET, &format!("/api/v1/users/{}", buyer.user_id), None).await;
     assert_eq!(status, 404, "the profile is gone");

@@ -301,6 +301,45 @@ async fn the_connection_cap_holds_when_handshakes_race() {
     .await;
 }
 
+/// Waits until the server closes `socket`: `true` if it did within `within`.
+async fn closed_within(socket: &mut Socket, within: Duration) -> bool {
+    tokio::time::timeout(within, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// A logout ends every session that had begun (Cognito's global sign-out), so it closes every
+/// connection opened before it, whichever session's token opened it (`realtime-revoke`, from
+/// `user.logged_out`); a connection opened afterwards with a new login's token stays up.
+#[tokio::test]
+async fn a_logout_closes_the_users_connections_opened_before_it() {
+    let local = Local::connect().await;
+    let user = local.signed_up("buyer").await;
+    let other_device = local.logged_in(&user.email, &user.password).await;
+    let mut first = connect(&user, None).await;
+    let mut second = connect(&other_device, None).await;
+
+    let logout = std::time::Instant::now();
+    let (status, body) = local.call_as(Some(&user.access_token), Method::POST, "/auth/logout", None).await;
+    assert_eq!(status, 204, "{body}");
+    assert!(closed_within(&mut first, Duration::from_secs(10)).await, "the logged-out session's connection is open");
+    assert!(closed_within(&mut second, Duration::from_secs(10)).await, "another session's connection is open");
+    println!("logout: both connections closed {} ms after it", logout.elapsed().as_millis());
+    assert_eq!(try_connect(&other_device.access_token, None).await.err(), Some(401));
+
+    let again = local.logged_in(&user.email, &user.password).await;
+    let mut fresh = connect(&again, None).await;
+    fresh.send(Message::text(json!({"action": "ping"}).to_string())).await.unwrap();
+    assert_eq!(answer(&mut fresh, Duration::from_secs(10)).await.map(|f| f["type"].clone()), Some(json!("pong")));
+}
+
 /// Deleting a user closes their open connections from the server's side (`realtime-revoke`, from
 /// `user.deleted`), and their token opens no new one; the other party's connection stays up.
 #[tokio::test]
@@ -313,16 +352,8 @@ async fn a_deleted_users_open_connections_are_closed() {
 
     let delete = format!("/auth/users/{}", buyer.user_id);
     assert_eq!(local.call_as(Some(&admin.access_token), Method::DELETE, &delete, None).await.0, 204);
-    let closed = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            match doomed.next().await {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => continue,
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the deleted user's connection is still open a minute after the deletion");
+    let closed = closed_within(&mut doomed, Duration::from_secs(60)).await;
+    assert!(closed, "the deleted user's connection is still open a minute after the deletion");
     assert_eq!(try_connect(&buyer.access_token, None).await.err(), Some(401));
 
     assert_eq!(post(&local, &seller, &order_id, "still here").await.0, 201);

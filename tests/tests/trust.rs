@@ -265,6 +265,144 @@ async fn an_allowed_browser_origin_may_call_the_api_and_others_may_not() {
     assert_eq!(refused.headers()["access-control-allow-origin"], origin);
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["code"], "UNAUTHORIZED");
+    let unknown = local.http.get(local.url("/api/v1/no-such-route")).header("origin", origin).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.headers()["access-control-allow-origin"], origin);
+
+    // The gateway's own answers grant no other origin: not the 401, not the 404.
+    for path in ["/api/v1/orders", "/api/v1/no-such-route"] {
+        let answer = local.http.get(local.url(path)).header("origin", "https://evil.example").send().await.unwrap();
+        assert!(answer.status() == 401 || answer.status() == 404, "{path}: {}", answer.status());
+        assert_grants_no(&answer, "https://evil.example", path);
+    }
+}
+
+/// `answer` lets no page of `origin` read it: no `Access-Control-Allow-Origin`, or one naming
+/// another origin (a gateway response names the one allowed origin statically).
+fn assert_grants_no(answer: &reqwest::Response, origin: &str, what: &str) {
+    let granted = answer.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_string());
+    assert!(
+        granted.as_deref() != Some(origin) && granted.as_deref() != Some("*"),
+        "{what}: {origin} was granted ({granted:?})"
+    );
+}
+
+/// With no allowed origins (the template's default on AWS) nothing grants any origin, the
+/// gateway's 401 and 404 included; with several, the gateway's own answers grant none (a gateway
+/// response cannot choose among origins) while the functions grant each.
+#[tokio::test]
+async fn cors_grants_only_the_allowed_origins_on_the_gateways_own_answers_too() {
+    let local = Local::connect().await;
+    let none = local.own_gateway(&[("AllowedOrigins", "")]).await;
+    let several = local.own_gateway(&[("AllowedOrigins", "https://a.example,https://b.example")]).await;
+    let get = |base: &str, path: &str, origin: &str| {
+        local.http.get(format!("{base}{path}")).header("origin", origin.to_string()).send()
+    };
+    for origin in ["https://evil.example", "http://localhost:5173"] {
+        for path in ["/api/v1/orders", "/api/v1/no-such-route", "/api/v1/products"] {
+            let answer = get(&none, path, origin).await.unwrap();
+            assert!(answer.headers().get("access-control-allow-origin").is_none(), "{path} granted {origin}");
+        }
+        let preflight = local
+            .http
+            .request(Method::OPTIONS, format!("{none}/api/v1/orders"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert!(preflight.headers().get("access-control-allow-origin").is_none(), "the preflight granted {origin}");
+    }
+    for origin in ["https://a.example", "https://b.example"] {
+        let products = get(&several, "/api/v1/products", origin).await.unwrap();
+        assert_eq!(products.headers()["access-control-allow-origin"], origin);
+        let refused = get(&several, "/api/v1/orders", origin).await.unwrap();
+        assert_eq!(refused.status(), 401);
+        assert!(refused.headers().get("access-control-allow-origin").is_none(), "the gateway chose an origin");
+    }
+    let foreign = get(&several, "/api/v1/products", "https://evil.example").await.unwrap();
+    assert_grants_no(&foreign, "https://evil.example", "a function's answer");
+}
+
+/// An admin reaches an account by its `sub` whatever the user did to their email: a user who
+/// changed it with their own token is disabled (refresh and login refused), enabled, and
+/// deleted, and then the Cognito account is gone. The pool itself keeps an email change from
+/// counting before its code is confirmed.
+#[tokio::test]
+async fn an_admin_disables_and_deletes_a_user_who_changed_their_email() {
+    let local = Local::connect().await;
+    let pool = local
+        .aws
+        .cognito
+        .describe_user_pool()
+        .user_pool_id(local.id("UserPool"))
+        .send()
+        .await
+        .unwrap()
+        .user_pool
+        .unwrap();
+    let verify_first = pool
+        .user_attribute_update_settings()
+        .map(|s| s.attributes_require_verification_before_update().to_vec())
+        .unwrap_or_default();
+    assert_eq!(
+        verify_first,
+        vec![aws_sdk_cognitoidentityprovider::types::VerifiedAttributeType::Email],
+        "an email change must need its code"
+    );
+
+    let admin = local.admin().await;
+    let user = local.signed_up("buyer").await;
+    let moved = format!("{}@example.com", unique("moved"));
+    let attribute = AttributeType::builder().name("email").value(&moved).build().unwrap();
+    let changed = local
+        .aws
+        .cognito
+        .update_user_attributes()
+        .access_token(&user.access_token)
+        .user_attributes(attribute)
+        .send()
+        .await;
+    eprintln!("UpdateUserAttributes email by the user: {}", if changed.is_ok() { "accepted" } else { "refused" });
+
+    let admin_call = |action: &str| {
+        let path = match action {
+            "delete" => format!("/auth/users/{}", user.user_id),
+            other => format!("/auth/users/{}/{other}", user.user_id),
+        };
+        let method = if action == "delete" { Method::DELETE } else { Method::POST };
+        let token = admin.access_token.clone();
+        let local = &local;
+        async move { local.call_as(Some(&token), method, &path, None).await }
+    };
+    let login = |email: String| {
+        let local = &local;
+        async move {
+            let body = json!({"email": email, "password": integration_tests::PASSWORD}).to_string();
+            local.call(Method::POST, "/auth/login", Some(&body)).await
+        }
+    };
+    let (status, body) = admin_call("disable").await;
+    assert_eq!(status, 204, "disabling a user who changed their email: {body}");
+    let (status, body) = local
+        .call(Method::POST, "/auth/refresh", Some(&json!({"refresh_token": user.refresh_token}).to_string()))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("UNAUTHORIZED")), "a disabled user's refresh token: {body}");
+    for email in [user.email.clone(), moved.clone()] {
+        assert_eq!(login(email.clone()).await.0, 401, "a disabled user logged in as {email}");
+    }
+    let (status, body) = admin_call("enable").await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = admin_call("delete").await;
+    assert_eq!(status, 204, "{body}");
+    let account =
+        local.aws.cognito.admin_get_user().user_pool_id(local.id("UserPool")).username(&user.user_id).send().await;
+    let gone =
+        account.as_ref().err().and_then(|e| e.as_service_error()).is_some_and(|e| e.is_user_not_found_exception());
+    assert!(gone, "the deleted user's Cognito account still exists: {account:?}");
+    for email in [user.email.clone(), moved] {
+        assert_eq!(login(email.clone()).await.0, 401, "a deleted user logged in as {email}");
+    }
 }
 
 /// The API describes itself: the description is served through the gateway, anonymously, and it

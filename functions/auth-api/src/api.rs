@@ -12,43 +12,45 @@ use lambda_http::request::RequestContext;
 use serde::{Deserialize, Serialize};
 use shared::auth::{permissions_for, Caller, Role};
 use shared::error::{ApiError, ErrorCode};
-use shared::events::{Envelope, UserCreated, UserDeleted, UserDisabled, UserLogin};
+use shared::events::{Envelope, UserCreated, UserDeleted, UserDisabled, UserEnabled, UserLoggedOut, UserLogin};
 use shared::http::PathParams;
 use shared::http::{service_router, JsonBody};
 use shared::outbox::Outbox;
-use shared::saga::{DeletionRecord, DeletionSagas};
+use shared::saga::{DeletionRecord, DeletionSagas, DynamoDeletionSagas};
 
 use crate::cognito::{claims_of, Cognito, Tokens};
-use crate::identities::{IdentityRecord, IdentityStore, RecordError};
+use crate::identities::{IdentityRecord, IdentityStore, RecordError, Stored};
 
 pub const SOURCE: &str = "auth-api";
 
-pub struct AuthService<I, P, S> {
+pub struct AuthService<I, P> {
     pub cognito: Cognito,
+    /// The identity records, which take the events of their changes in the same transaction.
     pub identities: I,
-    /// Where the service's events go (the users outbox): its state lives in Cognito, so each
-    /// event is written on its own, after the change it announces.
+    /// Where `user.login` goes (the users outbox): a login changes nothing to announce with.
     pub outbox: P,
     /// The user-deletion sagas' records (`shared::saga`): a deletion starts one.
-    pub sagas: S,
+    pub sagas: DynamoDeletionSagas,
+    /// How long after a deletion its closing sweep runs: the authorizer cache's lifetime
+    /// (`AUTHORIZER_CACHE_SECONDS`), so that no cached decision lets the user in any more, plus a
+    /// margin for requests already under way (`DELETION_SWEEP_MARGIN_SECONDS`).
+    pub deletion_window: std::time::Duration,
 }
 
-type Service<I, P, S> = State<Arc<AuthService<I, P, S>>>;
+type Service<I, P> = State<Arc<AuthService<I, P>>>;
 
-pub fn router<I: IdentityStore + 'static, P: Outbox + 'static, S: DeletionSagas + 'static>(
-    service: AuthService<I, P, S>,
-) -> Router {
+pub fn router<I: IdentityStore + 'static, P: Outbox + 'static>(service: AuthService<I, P>) -> Router {
     let routes = Router::new()
-        .route("/auth/signup", post(sign_up::<I, P, S>))
-        .route("/auth/confirm", post(confirm::<I, P, S>))
-        .route("/auth/login", post(login::<I, P, S>))
-        .route("/auth/refresh", post(refresh::<I, P, S>))
-        .route("/auth/logout", post(logout::<I, P, S>))
-        .route("/auth/me", get(me::<I, P, S>))
-        .route("/auth/users/{id}", delete(delete_user::<I, P, S>))
-        .route("/auth/users/{id}/disable", post(disable_user::<I, P, S>))
-        .route("/auth/users/{id}/enable", post(enable_user::<I, P, S>))
-        .route("/api/v1/admin/deletions/{user_id}", get(deletion::<I, P, S>));
+        .route("/auth/signup", post(sign_up::<I, P>))
+        .route("/auth/confirm", post(confirm::<I, P>))
+        .route("/auth/login", post(login::<I, P>))
+        .route("/auth/refresh", post(refresh::<I, P>))
+        .route("/auth/logout", post(logout::<I, P>))
+        .route("/auth/me", get(me::<I, P>))
+        .route("/auth/users/{id}", delete(delete_user::<I, P>))
+        .route("/auth/users/{id}/disable", post(disable_user::<I, P>))
+        .route("/auth/users/{id}/enable", post(enable_user::<I, P>))
+        .route("/api/v1/admin/deletions/{user_id}", get(deletion::<I, P>));
     service_router(routes, Arc::new(service))
 }
 
@@ -168,8 +170,8 @@ pub fn validate_email(email: &str) -> Result<(), ApiError> {
         (status = 409, description = "This account exists already", body = ApiError),
     ),
 )]
-async fn sign_up<I: IdentityStore, P: Outbox, S: DeletionSagas>(
-    State(service): Service<I, P, S>,
+async fn sign_up<I: IdentityStore, P: Outbox>(
+    State(service): Service<I, P>,
     JsonBody(input): JsonBody<SignUpRequest>,
 ) -> Result<Response, ApiError> {
     validate_email(&input.email)?;
@@ -195,15 +197,15 @@ async fn sign_up<I: IdentityStore, P: Outbox, S: DeletionSagas>(
         ..Default::default()
     };
     let assigned = match service.identities.create(&record).await {
-        Ok(()) => service.cognito.add_to_group(&email, group.as_str()).await,
+        Ok(()) => service.cognito.add_to_group(&user_id, group.as_str()).await,
         Err(RecordError::Exists) => Err(ApiError::new(ErrorCode::Conflict, "this account exists already")),
-        Err(RecordError::Deleted | RecordError::Unavailable(_)) => {
+        Err(RecordError::Deleted | RecordError::Missing | RecordError::Unavailable(_)) => {
             Err(ApiError::unavailable("identity record not written"))
         }
     };
     if let Err(err) = assigned {
         // No account without its role and record: undo the sign-up so the client can simply retry.
-        if let Err(undo) = service.cognito.delete(&email).await {
+        if let Err(undo) = service.cognito.delete(&user_id).await {
             tracing::error!(error = %undo, "could not undo a sign-up whose role or record was not assigned");
         }
         return Err(err);
@@ -231,8 +233,8 @@ async fn sign_up<I: IdentityStore, P: Outbox, S: DeletionSagas>(
         (status = 404, description = "No such account", body = ApiError),
     ),
 )]
-async fn confirm<I: IdentityStore, P: Outbox, S: DeletionSagas>(
-    State(service): Service<I, P, S>,
+async fn confirm<I: IdentityStore, P: Outbox>(
+    State(service): Service<I, P>,
     JsonBody(input): JsonBody<ConfirmRequest>,
 ) -> Result<Json<UserView>, ApiError> {
     validate_email(&input.email)?;
@@ -242,23 +244,59 @@ async fn confirm<I: IdentityStore, P: Outbox, S: DeletionSagas>(
     let email = input.email.to_lowercase();
     service.cognito.confirm(&email, input.code.trim()).await?;
     let user = service.cognito.describe(&email).await?;
-    let record = service.identities.ensure(&user.user_id, &user.email).await.map_err(record_error)?;
+    let newcomer = Newcomer {
+        user_id: &user.user_id,
+        verified_email: Some(&user.email),
+        claimed_email: &user.email,
+        roles: &user.groups,
+        display_name: user.display_name.clone(),
+    };
+    let record = announced(&service, newcomer).await?;
     let seller_id = record.seller_id.filter(|_| user.groups.iter().any(|g| g == Role::Seller.as_str()));
-    // One `user.created` per user however often confirmation is retried: the id is derived
-    // from the user id, so consumers drop a repeat.
-    let event = Envelope::with_stable_id(
-        SOURCE,
-        &user.user_id,
-        UserCreated {
-            user_id: user.user_id.clone(),
-            email: user.email.clone(),
-            roles: user.groups.clone(),
-            seller_id: seller_id.clone(),
-            display_name: user.display_name.clone(),
-        },
-    );
-    service.outbox.append(&[event.into_untyped()]).await.map_err(ApiError::unavailable)?;
     Ok(Json(UserView { user_id: user.user_id, email: user.email, roles: user.groups, seller_id }))
+}
+
+/// Who has just proven who they are, as confirmation or login knows them.
+struct Newcomer<'a> {
+    user_id: &'a str,
+    /// The email the record follows: a verified one only.
+    verified_email: Option<&'a str>,
+    /// The email they signed in with, for an announcement when nothing better is known.
+    claimed_email: &'a str,
+    roles: &'a [String],
+    display_name: Option<String>,
+}
+
+/// The user's record, after making sure they have one and have been announced: `user.created`
+/// goes into the outbox in the same transaction as the record's first confirmation, so a user
+/// exists for the other services exactly when their record does. A user confirmed before (whose
+/// announcement failed) is announced at their next confirmation or login; the event's id is
+/// derived from the user id, so consumers drop a repeat.
+async fn announced<I: IdentityStore, P: Outbox>(
+    service: &AuthService<I, P>,
+    newcomer: Newcomer<'_>,
+) -> Result<IdentityRecord, ApiError> {
+    let Newcomer { user_id, verified_email: email, claimed_email, roles, display_name } = newcomer;
+    let known = match service.identities.get(user_id).await.map_err(ApiError::unavailable)? {
+        Some(Stored::Deleted) => return Err(record_error(RecordError::Deleted)),
+        Some(Stored::Live(record)) => Some(record),
+        None => None,
+    };
+    if known.as_ref().is_some_and(|r| r.announced) {
+        return service.identities.ensure(user_id, email, None).await.map_err(record_error);
+    }
+    let address = email
+        .map(str::to_string)
+        .or_else(|| known.as_ref().map(|r| r.email.clone()).filter(|e| !e.is_empty()))
+        .unwrap_or_else(|| claimed_email.to_string());
+    let seller_id = known.and_then(|r| r.seller_id).filter(|_| roles.iter().any(|g| g == Role::Seller.as_str()));
+    let created = Envelope::with_stable_id(
+        SOURCE,
+        user_id,
+        UserCreated { user_id: user_id.to_string(), email: address, roles: roles.to_vec(), seller_id, display_name },
+    )
+    .into_untyped();
+    service.identities.ensure(user_id, email, Some(&created)).await.map_err(record_error)
 }
 
 /// The caller's source IP as API Gateway saw it.
@@ -287,35 +325,49 @@ impl<S: Send + Sync> FromRequestParts<S> for SourceIp {
         (status = 401, description = "Wrong email or password, unconfirmed, disabled or deleted", body = ApiError),
     ),
 )]
-async fn login<I: IdentityStore, P: Outbox, S: DeletionSagas>(
-    State(service): Service<I, P, S>,
+async fn login<I: IdentityStore, P: Outbox>(
+    State(service): Service<I, P>,
     SourceIp(source_ip): SourceIp,
     JsonBody(input): JsonBody<LoginRequest>,
 ) -> Result<Json<Session>, ApiError> {
     validate_email(&input.email)?;
-    let email = input.email.to_lowercase();
-    let mut tokens = service.cognito.login(&email, &input.password).await?;
+    let mut tokens = service.cognito.login(&input.email.to_lowercase(), &input.password).await?;
     let claims = claims_of(&tokens.id_token);
     let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
     let user_id = text("sub").ok_or_else(|| ApiError::internal("an id token without sub"))?;
-    let email = text("email").unwrap_or(email);
-    // A deleted user's record is a tombstone: no login brings them back.
-    let record = service.identities.ensure(&user_id, &email).await.map_err(record_error)?;
-    // A logout refuses every token issued up to the end of its second. Tokens from a login in
-    // that same second would be refused too, so wait for the next second and log in again.
-    if let Some(valid_after) = record.tokens_valid_after {
-        let issued = claims_of(&tokens.access_token).get("iat").and_then(|v| v.as_i64()).unwrap_or(0);
-        if issued < valid_after {
-            let wait_ms = (valid_after * 1000 - chrono::Utc::now().timestamp_millis()).clamp(0, 1_000) + 20;
-            tokio::time::sleep(std::time::Duration::from_millis(wait_ms as u64)).await;
-            tokens = service.cognito.login(&email, &input.password).await?;
-        }
-    }
     let roles: Vec<String> = claims
         .get("cognito:groups")
         .and_then(|g| g.as_array())
         .map(|g| g.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
+    // The record follows the verified email only: an address a user changed but has not
+    // confirmed is not theirs yet.
+    let verified = claims.get("email_verified").is_some_and(|v| v == true || v == "true");
+    let claimed = text("email").unwrap_or_else(|| input.email.to_lowercase());
+    let newcomer = Newcomer {
+        user_id: &user_id,
+        verified_email: Some(claimed.as_str()).filter(|_| verified),
+        claimed_email: &claimed,
+        roles: &roles,
+        display_name: text("name"),
+    };
+    // A deleted user's record is a tombstone: no login brings them back.
+    let record = announced(&service, newcomer).await?;
+    // Disabled here even if Cognito's own disabling has not gone through yet.
+    if record.disabled {
+        return Err(ApiError::new(ErrorCode::Unauthorized, "this account is disabled"));
+    }
+    // A logout refuses every session that began up to the end of its second. A session from a
+    // login in that same second would be refused too, so wait for the next second and log in
+    // again.
+    if let Some(valid_after) = record.tokens_valid_after {
+        if session_start(&claims_of(&tokens.access_token)) < valid_after {
+            let wait_ms = (valid_after * 1000 - chrono::Utc::now().timestamp_millis()).clamp(0, 1_000) + 20;
+            tokio::time::sleep(std::time::Duration::from_millis(wait_ms as u64)).await;
+            tokens = service.cognito.login(&input.email.to_lowercase(), &input.password).await?;
+        }
+    }
+    let email = if record.email.is_empty() { input.email.to_lowercase() } else { record.email.clone() };
     let seller_id = record.seller_id.filter(|_| roles.iter().any(|g| g == Role::Seller.as_str()));
     let user = UserView { user_id, email, roles, seller_id };
     let event =
@@ -338,14 +390,37 @@ async fn login<I: IdentityStore, P: Outbox, S: DeletionSagas>(
         (status = 401, description = "The refresh token is invalid, expired or signed out", body = ApiError),
     ),
 )]
-async fn refresh<I: IdentityStore, P: Outbox, S: DeletionSagas>(
-    State(service): Service<I, P, S>,
+async fn refresh<I: IdentityStore, P: Outbox>(
+    State(service): Service<I, P>,
     JsonBody(input): JsonBody<RefreshRequest>,
 ) -> Result<Json<Tokens>, ApiError> {
     if input.refresh_token.trim().is_empty() {
         return Err(ApiError::invalid_field("refresh_token", "must not be empty"));
     }
-    Ok(Json(service.cognito.refresh(input.refresh_token.trim()).await?))
+    let tokens = service.cognito.refresh(input.refresh_token.trim()).await?;
+    // Cognito ends a deleted, disabled or signed-out user's refresh tokens too, but only once its
+    // own half of that has gone through: the record decides.
+    let claims = claims_of(&tokens.access_token);
+    let user_id = claims.get("sub").and_then(|v| v.as_str()).unwrap_or_default();
+    let refused = |why: &str| Err(ApiError::new(ErrorCode::Unauthorized, format!("the refresh token is {why}")));
+    match service.identities.get(user_id).await.map_err(ApiError::unavailable)? {
+        Some(Stored::Live(record)) if record.disabled => refused("of a disabled account"),
+        Some(Stored::Live(record)) if record.tokens_valid_after.is_some_and(|t| session_start(&claims) < t) => {
+            refused("of a session that was logged out")
+        }
+        Some(Stored::Live(_)) => Ok(Json(tokens)),
+        _ => refused("of a deleted account"),
+    }
+}
+
+/// When the session of a token began: `auth_time`, which tokens from a refresh keep, else
+/// `iat`.
+fn session_start(claims: &serde_json::Value) -> i64 {
+    let number = |k: &str| claims.get(k).and_then(|v| v.as_i64());
+    match (number("auth_time"), number("iat")) {
+        (Some(auth), Some(iat)) => auth.min(iat),
+        (auth, iat) => auth.or(iat).unwrap_or(0),
+    }
 }
 
 /// The raw access token of the request (the authorizer has verified it).
@@ -364,25 +439,45 @@ fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
     security(("bearer" = [])),
     responses((status = 204, description = "Logged out")),
 )]
-async fn logout<I: IdentityStore, P: Outbox, S: DeletionSagas>(
-    State(service): Service<I, P, S>,
+async fn logout<I: IdentityStore, P: Outbox>(
+    State(service): Service<I, P>,
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let identity = caller.identity()?;
+    let user_id = caller.identity()?.user_id.clone();
     let token = bearer(&headers)?;
-    service.cognito.global_sign_out(&token).await?;
     let claims = claims_of(&token);
-    let expires = claims.get("exp").and_then(|v| v.as_i64()).unwrap_or_else(|| chrono::Utc::now().timestamp() + 3600);
-    // Every token issued up to the end of this second is refused: those of other sessions
-    // issued in the same second as this logout included. A login in that second waits for the
-    // next one (see `login`), so its tokens are told apart by `iat`.
-    let valid_after = chrono::Utc::now().timestamp() + 1;
-    service
-        .identities
-        .revoke(&identity.user_id, valid_after, claims.get("jti").and_then(|v| v.as_str()), expires)
-        .await
-        .map_err(ApiError::unavailable)?;
+    let record = match service.identities.get(&user_id).await.map_err(ApiError::unavailable)? {
+        Some(Stored::Live(record)) => record,
+        _ => return Err(record_error(RecordError::Deleted)),
+    };
+    let signed_out_here = record.tokens_valid_after.is_some_and(|t| session_start(&claims) < t);
+    if signed_out_here && record.provider_signed_out() {
+        // A repeat of a logout that went through: nothing more to do.
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    if !signed_out_here {
+        let expires =
+            claims.get("exp").and_then(|v| v.as_i64()).unwrap_or_else(|| chrono::Utc::now().timestamp() + 3600);
+        // Every session that began up to the end of this second is over: those of other devices
+        // that began in the same second as this logout included. A login in that second waits
+        // for the next one (see `login`), so its session is told apart.
+        let sessions_before = chrono::Utc::now().timestamp() + 1;
+        let event = Envelope::new(SOURCE, UserLoggedOut { user_id: user_id.clone(), sessions_before }).into_untyped();
+        // Ours first: from here the authorizer refuses these sessions' tokens and realtime closes
+        // their connections, whatever happens to Cognito's half.
+        let jti = claims.get("jti").and_then(|v| v.as_str());
+        service.identities.sign_out(&user_id, sessions_before, jti, expires, &event).await.map_err(record_error)?;
+    }
+    // Cognito's half ends the refresh tokens. If it fails, the client retries with the same
+    // token: the authorizer lets a signed-out token reach this route, and only this one.
+    service.cognito.sign_out(&user_id).await.map_err(|e| {
+        ApiError::unavailable(format!(
+            "logged out here, but ending the sessions in Cognito failed ({}); retry",
+            e.message
+        ))
+    })?;
+    service.identities.provider_signed_out(&user_id, chrono::Utc::now().timestamp()).await.map_err(record_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -392,8 +487,8 @@ async fn logout<I: IdentityStore, P: Outbox, S: DeletionSagas>(
     security(("bearer" = [])),
     responses((status = 200, description = "The caller", body = Me)),
 )]
-async fn me<I: IdentityStore, P: Outbox, S: DeletionSagas>(
-    State(service): Service<I, P, S>,
+async fn me<I: IdentityStore, P: Outbox>(
+    State(service): Service<I, P>,
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Json<Me>, ApiError> {
@@ -421,31 +516,42 @@ async fn me<I: IdentityStore, P: Outbox, S: DeletionSagas>(
         (status = 404, description = "No such user", body = ApiError),
     ),
 )]
-async fn delete_user<I: IdentityStore, P: Outbox, S: DeletionSagas>(
-    State(service): Service<I, P, S>,
+async fn delete_user<I: IdentityStore, P: Outbox>(
+    State(service): Service<I, P>,
     caller: Caller,
     PathParams(user_id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     let admin = caller.require(Role::Admin)?.clone();
-    let record = service.identities.get(&user_id).await.map_err(ApiError::unavailable)?;
-    let Some(record) = record else {
-        return Err(ApiError::not_found("user", &user_id));
+    let record = match service.identities.get(&user_id).await.map_err(ApiError::unavailable)? {
+        None => return Err(ApiError::not_found("user", &user_id)),
+        Some(Stored::Live(record)) => record,
+        // Deleted already (a repeat, or a retry after a failure in Cognito): nothing to start,
+        // but Cognito's half is tried again; the user is not found any more either way.
+        Some(Stored::Deleted) => {
+            if let Err(e) = service.cognito.delete(&user_id).await {
+                tracing::warn!(user_id, error = %e.message, "the Cognito account was not deleted yet; the sweeper will");
+            }
+            return Err(ApiError::not_found("user", &user_id).with_detail("reason", "deleted"));
+        }
     };
-    match service.cognito.delete(&record.email).await {
-        Ok(()) => {}
-        // Already gone from Cognito (a retried deletion): finish the rest.
-        Err(e) if e.code == ErrorCode::NotFound => {}
-        Err(e) => return Err(e),
+    {
+        let deleted =
+            UserDeleted { user_id: user_id.clone(), deleted_by: admin.user_id, seller_id: record.seller_id.clone() };
+        let now = chrono::Utc::now();
+        let window = chrono::Duration::from_std(service.deletion_window).unwrap_or(chrono::Duration::MAX);
+        let saga = DeletionRecord::start(&deleted, now, now + window);
+        let start = service.sagas.start_item(&saga).map_err(ApiError::unavailable)?;
+        let event = Envelope::with_stable_id(SOURCE, &user_id, deleted).into_untyped();
+        // The tombstone, the saga's record and `user.deleted` in one transaction: from here the
+        // authorizer refuses the user's tokens (once its cache lapses), the steps run, and the
+        // closing sweep follows the window.
+        service.identities.delete(&user_id, start, &event).await.map_err(record_error)?;
     }
-    let deleted =
-        UserDeleted { user_id: user_id.clone(), deleted_by: admin.user_id, seller_id: record.seller_id.clone() };
-    // The saga's record first: a step that completes finds it (a retried deletion keeps it).
-    service.sagas.start(&deleted).await.map_err(ApiError::unavailable)?;
-    let event = Envelope::with_stable_id(SOURCE, &user_id, deleted);
-    service.outbox.append(&[event.into_untyped()]).await.map_err(ApiError::unavailable)?;
-    // Last, so that a failure above leaves the record for a retry to find. From here on the
-    // authorizer refuses the user's tokens (after its cache), and realtime closes their sockets.
-    service.identities.mark_deleted(&user_id).await.map_err(ApiError::unavailable)?;
+    // Cognito's half: the account goes. If it fails, a retry does it, and so does the deletion
+    // sweeper before the window closes: the saga is not completed while the account exists.
+    if let Err(e) = service.cognito.delete(&user_id).await {
+        tracing::warn!(user_id, error = %e.message, "the Cognito account was not deleted yet; the sweeper will");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -462,8 +568,8 @@ async fn delete_user<I: IdentityStore, P: Outbox, S: DeletionSagas>(
         (status = 404, description = "No deletion of this user", body = ApiError),
     ),
 )]
-async fn deletion<I: IdentityStore, P: Outbox, S: DeletionSagas>(
-    State(service): Service<I, P, S>,
+async fn deletion<I: IdentityStore, P: Outbox>(
+    State(service): Service<I, P>,
     caller: Caller,
     PathParams(user_id): PathParams<String>,
 ) -> Result<Json<DeletionRecord>, ApiError> {
@@ -489,19 +595,42 @@ async fn deletion<I: IdentityStore, P: Outbox, S: DeletionSagas>(
         (status = 404, description = "No such user", body = ApiError),
     ),
 )]
-async fn disable_user<I: IdentityStore, P: Outbox, S: DeletionSagas>(
-    State(service): Service<I, P, S>,
+async fn disable_user<I: IdentityStore, P: Outbox>(
+    State(service): Service<I, P>,
     caller: Caller,
     PathParams(user_id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     let admin = caller.require(Role::Admin)?.clone();
-    let record = service.identities.get(&user_id).await.map_err(ApiError::unavailable)?;
-    let record = record.ok_or_else(|| ApiError::not_found("user", &user_id))?;
-    service.cognito.set_enabled(&record.email, false).await?;
-    service.identities.set_disabled(&user_id, true).await.map_err(record_error)?;
-    let event = Envelope::new(SOURCE, UserDisabled { user_id: user_id.clone(), disabled_by: admin.user_id });
-    service.outbox.append(&[event.into_untyped()]).await.map_err(ApiError::unavailable)?;
+    live_user(&service, &user_id).await?;
+    let event =
+        Envelope::new(SOURCE, UserDisabled { user_id: user_id.clone(), disabled_by: admin.user_id }).into_untyped();
+    // Ours first: from here the authorizer, login and refresh refuse the user, and realtime
+    // closes their connections. A retry after a failure in Cognito's half finds it done and goes
+    // on with Cognito.
+    service.identities.set_disabled(&user_id, true, &event).await.map_err(record_error)?;
+    service.cognito.set_enabled(&user_id, false).await.or_else(gone_from_cognito)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The record of a user who exists: `404` for none, `401` for a deleted one.
+async fn live_user<I: IdentityStore, P: Outbox>(
+    service: &AuthService<I, P>,
+    user_id: &str,
+) -> Result<IdentityRecord, ApiError> {
+    match service.identities.get(user_id).await.map_err(ApiError::unavailable)? {
+        Some(Stored::Live(record)) => Ok(record),
+        Some(Stored::Deleted) => Err(record_error(RecordError::Deleted)),
+        None => Err(ApiError::not_found("user", user_id)),
+    }
+}
+
+/// A user whose Cognito account is gone has nothing there to disable.
+fn gone_from_cognito(e: ApiError) -> Result<(), ApiError> {
+    if e.code == ErrorCode::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
 }
 
 /// Enable a disabled user again, as an admin.
@@ -516,16 +645,19 @@ async fn disable_user<I: IdentityStore, P: Outbox, S: DeletionSagas>(
         (status = 404, description = "No such user", body = ApiError),
     ),
 )]
-async fn enable_user<I: IdentityStore, P: Outbox, S: DeletionSagas>(
-    State(service): Service<I, P, S>,
+async fn enable_user<I: IdentityStore, P: Outbox>(
+    State(service): Service<I, P>,
     caller: Caller,
     PathParams(user_id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Admin)?;
-    let record = service.identities.get(&user_id).await.map_err(ApiError::unavailable)?;
-    let record = record.ok_or_else(|| ApiError::not_found("user", &user_id))?;
-    service.cognito.set_enabled(&record.email, true).await?;
-    service.identities.set_disabled(&user_id, false).await.map_err(record_error)?;
+    let admin = caller.require(Role::Admin)?.clone();
+    live_user(&service, &user_id).await?;
+    // Cognito's half first: until the record says enabled, the user stays refused, so a failure
+    // in between leaves them disabled, and a retry finishes.
+    service.cognito.set_enabled(&user_id, true).await?;
+    let event =
+        Envelope::new(SOURCE, UserEnabled { user_id: user_id.clone(), enabled_by: admin.user_id }).into_untyped();
+    service.identities.set_disabled(&user_id, false, &event).await.map_err(record_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -534,6 +666,7 @@ fn record_error(e: RecordError) -> ApiError {
     match e {
         RecordError::Deleted => ApiError::new(ErrorCode::Unauthorized, "this account was deleted"),
         RecordError::Exists => ApiError::new(ErrorCode::Conflict, "this account exists already"),
+        RecordError::Missing => ApiError::new(ErrorCode::NotFound, "no such user"),
         RecordError::Unavailable(cause) => ApiError::unavailable(cause),
     }
 }

@@ -1,6 +1,10 @@
 //! Cognito, as the auth service uses it, with its errors turned into the project's error model:
 //! a user who exists, a wrong password, an unconfirmed account or a weak password is a clear 4xx,
 //! never a 500.
+//!
+//! The pool signs users in by email, but a user's username is their `sub`, which never changes:
+//! every admin call on an existing account names it by `sub`, so it reaches the account whatever
+//! email the user has changed to.
 
 use std::collections::HashMap;
 
@@ -147,6 +151,15 @@ impl Cognito {
         Cognito { client, pool_id, client_id }
     }
 
+    /// The pool of `USER_POOL_ID` and its app client `USER_POOL_CLIENT_ID`.
+    pub fn from_env(config: &aws_config::SdkConfig) -> Result<Self, shared::config::MissingEnv> {
+        Ok(Cognito::new(
+            aws_sdk_cognitoidentityprovider::Client::new(config),
+            shared::config::required_env("USER_POOL_ID")?,
+            shared::config::required_env("USER_POOL_CLIENT_ID")?,
+        ))
+    }
+
     /// Creates an unconfirmed user and returns its `sub`.
     pub async fn sign_up(&self, email: &str, password: &str, display_name: Option<&str>) -> Result<String, ApiError> {
         let mut request = self
@@ -163,11 +176,11 @@ impl Cognito {
         Ok(out.user_sub)
     }
 
-    pub async fn add_to_group(&self, email: &str, group: &str) -> Result<(), ApiError> {
+    pub async fn add_to_group(&self, user_id: &str, group: &str) -> Result<(), ApiError> {
         self.client
             .admin_add_user_to_group()
             .user_pool_id(&self.pool_id)
-            .username(email)
+            .username(user_id)
             .group_name(group)
             .send()
             .await
@@ -198,6 +211,8 @@ impl Cognito {
         }
     }
 
+    /// The user who just confirmed `email`: the one lookup by email, since a confirmation names
+    /// nothing else; the rest by the `sub` it finds.
     pub async fn describe(&self, email: &str) -> Result<CognitoUser, ApiError> {
         let user = self
             .client
@@ -208,11 +223,24 @@ impl Cognito {
             .await
             .map_err(|e| cognito_error(Operation::Admin, e))?;
         let attrs = attributes(user.user_attributes());
-        let groups = self
+        let user_id =
+            attrs.get("sub").map(|s| s.to_string()).ok_or_else(|| ApiError::internal("a Cognito user without sub"))?;
+        let groups = self.groups(&user_id).await?;
+        Ok(CognitoUser {
+            email: attrs.get("email").map(|s| s.to_string()).unwrap_or_else(|| email.to_string()),
+            display_name: attrs.get("name").map(|s| s.to_string()),
+            user_id,
+            groups,
+        })
+    }
+
+    /// The groups (roles) of the user `user_id`.
+    pub async fn groups(&self, user_id: &str) -> Result<Vec<String>, ApiError> {
+        Ok(self
             .client
             .admin_list_groups_for_user()
             .user_pool_id(&self.pool_id)
-            .username(email)
+            .username(user_id)
             .send()
             .await
             .map_err(|e| cognito_error(Operation::Admin, e))?
@@ -220,13 +248,7 @@ impl Cognito {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|g| g.group_name)
-            .collect();
-        Ok(CognitoUser {
-            user_id: attrs.get("sub").map(|s| s.to_string()).unwrap_or_default(),
-            email: attrs.get("email").map(|s| s.to_string()).unwrap_or_else(|| email.to_string()),
-            display_name: attrs.get("name").map(|s| s.to_string()),
-            groups,
-        })
+            .collect())
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Result<Tokens, ApiError> {
@@ -260,14 +282,16 @@ impl Cognito {
         Tokens::from_result(out.authentication_result)
     }
 
-    /// Revokes every token of the access token's user.
-    pub async fn global_sign_out(&self, access_token: &str) -> Result<(), ApiError> {
+    /// Ends every session of the user `user_id`: their refresh tokens stop working, and the
+    /// access and ID tokens issued from them too.
+    pub async fn sign_out(&self, user_id: &str) -> Result<(), ApiError> {
         self.client
-            .global_sign_out()
-            .access_token(access_token)
+            .admin_user_global_sign_out()
+            .user_pool_id(&self.pool_id)
+            .username(user_id)
             .send()
             .await
-            .map_err(|e| cognito_error(Operation::WithToken, e))?;
+            .map_err(|e| cognito_error(Operation::Admin, e))?;
         Ok(())
     }
 
@@ -283,13 +307,13 @@ impl Cognito {
         Ok(attributes(out.user_attributes()).into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
-    /// Enables or disables a user's account; disabling also revokes their refresh tokens.
-    pub async fn set_enabled(&self, email: &str, enabled: bool) -> Result<(), ApiError> {
+    /// Enables or disables the account of `user_id`; disabling also ends their sessions.
+    pub async fn set_enabled(&self, user_id: &str, enabled: bool) -> Result<(), ApiError> {
         if enabled {
             self.client
                 .admin_enable_user()
                 .user_pool_id(&self.pool_id)
-                .username(email)
+                .username(user_id)
                 .send()
                 .await
                 .map_err(|e| cognito_error(Operation::Admin, e))?;
@@ -298,29 +322,21 @@ impl Cognito {
         self.client
             .admin_disable_user()
             .user_pool_id(&self.pool_id)
-            .username(email)
+            .username(user_id)
             .send()
             .await
             .map_err(|e| cognito_error(Operation::Admin, e))?;
-        self.client
-            .admin_user_global_sign_out()
-            .user_pool_id(&self.pool_id)
-            .username(email)
-            .send()
-            .await
-            .map_err(|e| cognito_error(Operation::Admin, e))?;
-        Ok(())
+        self.sign_out(user_id).await
     }
 
-    pub async fn delete(&self, email: &str) -> Result<(), ApiError> {
-        self.client
-            .admin_delete_user()
-            .user_pool_id(&self.pool_id)
-            .username(email)
-            .send()
-            .await
-            .map_err(|e| cognito_error(Operation::Admin, e))?;
-        Ok(())
+    /// Deletes the account of `user_id`; one that is gone already counts as deleted.
+    pub async fn delete(&self, user_id: &str) -> Result<(), ApiError> {
+        let deleted = self.client.admin_delete_user().user_pool_id(&self.pool_id).username(user_id).send().await;
+        match deleted.map_err(|e| cognito_error(Operation::Admin, e)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == ErrorCode::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 

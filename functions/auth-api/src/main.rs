@@ -3,7 +3,7 @@
 use auth_api::cognito::Cognito;
 use auth_api::identities::DynamoIdentityStore;
 use auth_api::{router, AuthService};
-use shared::config::{aws_sdk_config, required_env};
+use shared::config::aws_sdk_config;
 use shared::outbox::DynamoOutbox;
 use shared::saga::DynamoDeletionSagas;
 
@@ -12,14 +12,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init_logging();
     let config = aws_sdk_config().await;
     let service = AuthService {
-        cognito: Cognito::new(
-            aws_sdk_cognitoidentityprovider::Client::new(&config),
-            required_env("USER_POOL_ID")?,
-            required_env("USER_POOL_CLIENT_ID")?,
-        ),
-        identities: DynamoIdentityStore::new(aws_sdk_dynamodb::Client::new(&config), required_env("IDENTITIES_TABLE")?),
+        cognito: Cognito::from_env(&config)?,
+        identities: DynamoIdentityStore::from_env(&config)?,
         outbox: DynamoOutbox::from_env(aws_sdk_dynamodb::Client::new(&config))?,
         sagas: DynamoDeletionSagas::from_env(&config)?,
+        deletion_window: auth_api::deletion_window()?,
     };
     shared::http::run(shared::http::with_build_id(router(service), shared::build_id!())).await
 }

@@ -55,7 +55,18 @@ pub struct Identifier<S, D> {
 }
 
 impl<S: jwks::JwksSource, D: IdentityDirectory> Identifier<S, D> {
+    /// Who a token belongs to, if its session is current.
     pub async fn identify(&self, token: &str) -> Result<Identity, AuthError> {
+        match self.identify_session(token).await? {
+            (identity, false) => Ok(identity),
+            (_, true) => Err(AuthError::Revoked),
+        }
+    }
+
+    /// Who a token belongs to, and whether its session was logged out: a valid token of a live,
+    /// enabled user whose session a logout ended (its `auth_time` before the record's
+    /// `tokens_valid_after`, which a refresh does not move, or its `jti` revoked).
+    pub async fn identify_session(&self, token: &str) -> Result<(Identity, bool), AuthError> {
         let claims = self.verifier.verify_access_token(token).await?;
         let record = self.identities.lookup(&claims.sub, &claims.jti).await.map_err(AuthError::Directory)?;
         // No record: the user was deleted (or never confirmed); their tokens count for nothing.
@@ -63,15 +74,18 @@ impl<S: jwks::JwksSource, D: IdentityDirectory> Identifier<S, D> {
         if user.disabled {
             return Err(AuthError::Disabled);
         }
-        if record.jti_revoked || user.tokens_valid_after.is_some_and(|t| claims.iat < t) {
-            return Err(AuthError::Revoked);
-        }
+        let signed_out = record.jti_revoked || user.tokens_valid_after.is_some_and(|t| claims.session_start() < t);
         let roles = claims.groups.iter().filter_map(|g| Role::from_group(g)).collect();
         // The seller id is the one the auth service assigned and recorded, never a token claim
         // or a Cognito attribute, which a user may be able to change.
-        Ok(Identity::new(claims.sub, user.email.unwrap_or_default(), roles, user.seller_id))
+        Ok((Identity::new(claims.sub, user.email.unwrap_or_default(), roles, user.seller_id), signed_out))
     }
 }
+
+/// The logout route: a logged-out session's token may still reach it, so that a logout whose
+/// Cognito half failed can be retried with the token it was made with. The policy covers that one
+/// method only.
+pub const LOGOUT_ROUTE: &str = "/POST/auth/logout";
 
 /// Where the pool's keys are: `JWKS_URL` if set; else under the Cognito endpoint, when one is
 /// configured (`AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER`, else `AWS_ENDPOINT_URL`: a local
@@ -126,8 +140,18 @@ impl<S: jwks::JwksSource, D: IdentityDirectory> Authorizer<S, D> {
             return Ok(self.response("anonymous", vec![method_arn], None));
         };
         let token = shared::auth::bearer_token(header).unwrap_or(header);
-        match self.identifier.identify(token).await {
-            Ok(identity) => Ok(self.response(&identity.user_id.clone(), vec![whole_api(&method_arn)], Some(identity))),
+        match self.identifier.identify_session(token).await {
+            Ok((identity, false)) => {
+                Ok(self.response(&identity.user_id.clone(), vec![whole_api(&method_arn)], Some(identity)))
+            }
+            Ok((identity, true)) if method_arn.ends_with(LOGOUT_ROUTE) => {
+                tracing::info!("a logged-out session's token, let through to retry its logout");
+                Ok(self.response(&identity.user_id.clone(), vec![method_arn], Some(identity)))
+            }
+            Ok((_, true)) => {
+                tracing::info!(reason = %AuthError::Revoked, "token refused");
+                Err(Unauthorized)
+            }
             Err(err) => {
                 tracing::info!(reason = %err, "token refused");
                 Err(Unauthorized)

@@ -45,6 +45,9 @@ pub struct AccessClaims {
     pub client_id: Option<String>,
     pub token_use: String,
     pub iat: i64,
+    /// When the session began: a token from a refresh keeps its login's.
+    #[serde(default)]
+    pub auth_time: Option<i64>,
     #[serde(default)]
     pub jti: String,
     #[serde(default, rename = "cognito:groups")]
@@ -55,6 +58,13 @@ pub struct TokenVerifier<S> {
     pub issuer: String,
     pub client_id: String,
     pub jwks: JwksCache<S>,
+}
+
+impl AccessClaims {
+    /// When the token's session began: `auth_time`, else `iat`.
+    pub fn session_start(&self) -> i64 {
+        self.auth_time.map_or(self.iat, |t| t.min(self.iat))
+    }
 }
 
 impl<S: JwksSource> TokenVerifier<S> {

@@ -30,7 +30,11 @@ impl<S: NotificationStore> EventHandler for Notifier<S> {
     async fn handle(&self, event: &Envelope) -> Result<(), HandlerError> {
         let all = notifications_for(event).map_err(HandlerError::new)?;
         for notification in all.into_iter().filter(|n| self.audience.includes(n)) {
-            let stored = self.store.save(&notification).await.map_err(HandlerError::new)?;
+            let Some(stored) = self.store.save(&notification).await.map_err(HandlerError::new)? else {
+                // Its owner was deleted: a late event does not fill the inbox again.
+                tracing::info!(inbox = %notification.inbox, "inbox erased; notification not written");
+                continue;
+            };
             if let Some(push) = &self.push {
                 let job = shared::push::PushJob::Notification {
                     inbox: stored.inbox.clone(),

@@ -7,6 +7,10 @@
 //! `n`, notifications 1..=n are all readable. That is what lets a client resume from the last
 //! number it saw (long polling, SSE `Last-Event-ID`) and miss nothing. The local index is read
 //! with strong consistency, which a global one could not offer.
+//!
+//! Deleting an inbox (its owner's account was deleted) leaves its counter as a marker,
+//! `erased_at`, which no numbering gets past: an event about the user that arrives late (SQS
+//! reorders, a redrive replays) cannot fill the inbox again.
 
 use std::future::Future;
 
@@ -18,13 +22,15 @@ use shared::store::dynamo_error as err;
 /// The `id` of an inbox's counter item; ids of notifications never start with `#`.
 pub const COUNTER_ID: &str = "#seq";
 pub const BY_SEQ_INDEX: &str = "by_seq";
+/// The attribute of an erased inbox's counter.
+const ERASED: &str = "erased_at";
 /// Attempts at numbering a notification when other writers to the same inbox win the race.
 const NUMBERING_ATTEMPTS: usize = 20;
 
 pub trait NotificationStore: Send + Sync {
     /// Numbers and writes a notification and its email; writing the same id again changes nothing.
-    /// The notification as stored (with its number).
-    fn save(&self, notification: &Notification) -> impl Future<Output = Result<Notification, String>> + Send;
+    /// The notification as stored (with its number), or `None` when its inbox was erased.
+    fn save(&self, notification: &Notification) -> impl Future<Output = Result<Option<Notification>, String>> + Send;
     /// The notifications of some inboxes, newest first (each inbox by its numbers, see
     /// [`crate::listing`]), unread only if asked.
     fn list(
@@ -44,7 +50,8 @@ pub trait NotificationStore: Send + Sync {
     fn last_seq(&self, inbox: &str) -> impl Future<Output = Result<u64, String>> + Send;
     /// Marks one read; `false` if the inbox has no such notification.
     fn mark_read(&self, inbox: &str, id: &str) -> impl Future<Output = Result<bool, String>> + Send;
-    /// Deletes a whole inbox, its counter too; how many notifications it held.
+    /// Erases a whole inbox, for good: its counter becomes an erasure marker, and its
+    /// notifications go, with their emails. How many notifications it held.
     fn delete_inbox(&self, inbox: &str) -> impl Future<Output = Result<u64, String>> + Send;
 }
 
@@ -82,10 +89,10 @@ impl DynamoNotificationStore {
             .update_expression("SET last_seq = :next")
             .expression_attribute_values(":next", AttributeValue::N((last + 1).to_string()));
         counter = if last == 0 {
-            counter.condition_expression("attribute_not_exists(last_seq)")
+            counter.condition_expression("attribute_not_exists(last_seq) AND attribute_not_exists(erased_at)")
         } else {
             counter
-                .condition_expression("last_seq = :last")
+                .condition_expression("last_seq = :last AND attribute_not_exists(erased_at)")
                 .expression_attribute_values(":last", AttributeValue::N(last.to_string()))
         };
         let put = Put::builder()
@@ -113,6 +120,27 @@ impl DynamoNotificationStore {
         } else {
             Err(Some(format!("transaction cancelled: {reasons:?}")))
         }
+    }
+
+    /// The highest number an inbox has given, or `None` when it was erased.
+    async fn counter(&self, inbox: &str) -> Result<Option<u64>, String> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.notifications)
+            .key("inbox", AttributeValue::S(inbox.into()))
+            .key("id", AttributeValue::S(COUNTER_ID.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(err)?
+            .item;
+        if item.as_ref().is_some_and(|i| i.contains_key(ERASED)) {
+            return Ok(None);
+        }
+        Ok(Some(
+            item.and_then(|i| i.get("last_seq").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())).unwrap_or(0),
+        ))
     }
 
     async fn stored(&self, inbox: &str, id: &str) -> Result<Notification, String> {
@@ -143,16 +171,16 @@ impl DynamoNotificationStore {
 }
 
 impl NotificationStore for DynamoNotificationStore {
-    async fn save(&self, n: &Notification) -> Result<Notification, String> {
+    async fn save(&self, n: &Notification) -> Result<Option<Notification>, String> {
         for _ in 0..NUMBERING_ATTEMPTS {
-            let last = self.last_seq(&n.inbox).await?;
+            let Some(last) = self.counter(&n.inbox).await? else { return Ok(None) };
             match self.write_numbered(n, last).await {
                 Ok(Some(())) => {
                     self.write_email(n).await?;
-                    return Ok(Notification { seq: last + 1, ..n.clone() });
+                    return Ok(Some(Notification { seq: last + 1, ..n.clone() }));
                 }
                 // A redelivery: the notification (and its read state) stays as it is.
-                Ok(None) => return self.stored(&n.inbox, &n.id).await,
+                Ok(None) => return self.stored(&n.inbox, &n.id).await.map(Some),
                 Err(None) => tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(5..25))).await,
                 Err(Some(e)) => return Err(e),
             }
@@ -199,21 +227,20 @@ impl NotificationStore for DynamoNotificationStore {
     }
 
     async fn last_seq(&self, inbox: &str) -> Result<u64, String> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.notifications)
-            .key("inbox", AttributeValue::S(inbox.into()))
-            .key("id", AttributeValue::S(COUNTER_ID.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(err)?
-            .item;
-        Ok(item.and_then(|i| i.get("last_seq").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())).unwrap_or(0))
+        Ok(self.counter(inbox).await?.unwrap_or(0))
     }
 
     async fn delete_inbox(&self, inbox: &str) -> Result<u64, String> {
+        // The marker first, so that no notification is numbered while the rest goes.
+        self.client
+            .put_item()
+            .table_name(&self.notifications)
+            .item("inbox", AttributeValue::S(inbox.into()))
+            .item("id", AttributeValue::S(COUNTER_ID.into()))
+            .item(ERASED, AttributeValue::S(chrono::Utc::now().to_rfc3339()))
+            .send()
+            .await
+            .map_err(err)?;
         let query = self
             .client
             .query()
@@ -225,8 +252,19 @@ impl NotificationStore for DynamoNotificationStore {
         let mut deleted = 0;
         for item in shared::store::query_items(query, usize::MAX).await? {
             let Some(id) = item.get("id").cloned() else { continue };
-            if id.as_s().is_ok_and(|id| id != COUNTER_ID) {
-                deleted += 1;
+            if id.as_s().is_ok_and(|id| id == COUNTER_ID) {
+                continue;
+            }
+            deleted += 1;
+            // Its email too: what a mailer would have sent holds the same text.
+            if let Ok(text) = id.as_s() {
+                self.client
+                    .delete_item()
+                    .table_name(&self.outbox)
+                    .key("id", AttributeValue::S(format!("{inbox}#{text}")))
+                    .send()
+                    .await
+                    .map_err(err)?;
             }
             self.client
                 .delete_item()

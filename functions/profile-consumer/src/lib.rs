@@ -1,5 +1,6 @@
 //! Keeps profiles in step with the user's life cycle (seed 003 §4.5): `user.created` creates the
-//! profile (never overwriting one that exists), `user.deleted` removes it.
+//! profile (never overwriting one that exists), `user.deleted` erases it, leaving a marker that
+//! a late `user.created` cannot get past.
 
 use shared::consumer::{EventHandler, HandlerError};
 use shared::events::{Envelope, UserCreated, UserDeleted};
@@ -21,7 +22,11 @@ impl<S: ProfileStore> EventHandler for ProfileInitializer<S> {
                     .create(&Profile::initial(&created, chrono::Utc::now()))
                     .await
                     .map_err(HandlerError::new)?;
-                tracing::info!(user_id = %created.user_id, fresh, "profile initialised");
+                if fresh {
+                    tracing::info!(user_id = %created.user_id, "profile initialised");
+                } else {
+                    tracing::info!(user_id = %created.user_id, "profile exists, or was erased: left as it is");
+                }
                 Ok(())
             }
             _ => Ok(()),
@@ -35,7 +40,7 @@ impl<S: ProfileStore> ErasesUser for ProfileInitializer<S> {
 
     async fn erase(&self, user: &UserDeleted) -> Result<u64, HandlerError> {
         let existed = self.store.get(&user.user_id).await.map_err(HandlerError::new)?.is_some();
-        self.store.delete(&user.user_id).await.map_err(HandlerError::new)?;
+        self.store.erase(&user.user_id).await.map_err(HandlerError::new)?;
         Ok(u64::from(existed))
     }
 }
@@ -47,8 +52,9 @@ mod tests {
     use std::sync::Mutex;
     use users_api::profile::ProfileUpdate;
 
+    /// Profiles by user id; `None` is an erasure marker.
     #[derive(Default)]
-    struct Memory(Mutex<HashMap<String, Profile>>);
+    struct Memory(Mutex<HashMap<String, Option<Profile>>>);
 
     impl ProfileStore for Memory {
         async fn create(&self, p: &Profile) -> Result<bool, String> {
@@ -56,17 +62,17 @@ mod tests {
             if m.contains_key(&p.user_id) {
                 return Ok(false);
             }
-            m.insert(p.user_id.clone(), p.clone());
+            m.insert(p.user_id.clone(), Some(p.clone()));
             Ok(true)
         }
         async fn get(&self, id: &str) -> Result<Option<Profile>, String> {
-            Ok(self.0.lock().unwrap().get(id).cloned())
+            Ok(self.0.lock().unwrap().get(id).cloned().flatten())
         }
         async fn update(&self, _: &str, _: &ProfileUpdate) -> Result<Option<Profile>, String> {
             unreachable!()
         }
-        async fn delete(&self, id: &str) -> Result<(), String> {
-            self.0.lock().unwrap().remove(id);
+        async fn erase(&self, id: &str) -> Result<(), String> {
+            self.0.lock().unwrap().insert(id.to_string(), None);
             Ok(())
         }
     }
@@ -99,6 +105,9 @@ mod tests {
         consumer.handle(&created(None)).await.unwrap();
         let deleted = UserDeleted { user_id: "u1".into(), deleted_by: "admin".into(), seller_id: None };
         assert_eq!(consumer.erase(&deleted).await.unwrap(), 1);
+        assert!(consumer.store.get("u1").await.unwrap().is_none());
+        // A late user.created (reordered, or redriven) does not bring it back.
+        consumer.handle(&created(Some("Late"))).await.unwrap();
         assert!(consumer.store.get("u1").await.unwrap().is_none());
     }
 }

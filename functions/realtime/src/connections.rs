@@ -141,6 +141,24 @@ impl ConnectionStore {
         Ok(())
     }
 
+    /// When a connection was opened, if it is still recorded.
+    pub async fn connected_at(&self, connection_id: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(connection_id, META)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(err)?
+            .item;
+        Ok(item
+            .and_then(|i| i.get("connected_at").and_then(|v| v.as_s().ok()).cloned())
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc)))
+    }
+
     /// Forgets a connection and its cursors.
     pub async fn remove(&self, connection_id: &str) -> Result<(), String> {
         let query = self

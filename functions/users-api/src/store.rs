@@ -1,4 +1,8 @@
 //! Profiles in DynamoDB (table `ProfilesTable`, hash key `user_id`).
+//!
+//! A deleted user's profile is replaced by a marker (`erased_at`, nothing else): creating a
+//! profile is conditional on there being no item, so a `user.created` that arrives late (SQS
+//! reorders, a redrive replays) cannot bring the profile back.
 
 use std::future::Future;
 
@@ -6,6 +10,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::profile::{Profile, ProfileUpdate};
 use shared::store::dynamo_error as err;
+
+/// The attribute of an erased profile's marker.
+const ERASED: &str = "erased_at";
 
 pub trait ProfileStore: Send + Sync {
     /// Creates the profile unless one exists; `false` when it already did.
@@ -17,7 +24,8 @@ pub trait ProfileStore: Send + Sync {
         user_id: &str,
         update: &ProfileUpdate,
     ) -> impl Future<Output = Result<Option<Profile>, String>> + Send;
-    fn delete(&self, user_id: &str) -> impl Future<Output = Result<(), String>> + Send;
+    /// Replaces the profile by an erasure marker, which no later create or update gets past.
+    fn erase(&self, user_id: &str) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -51,10 +59,21 @@ impl ProfileStore for DynamoProfileStore {
     }
 
     async fn get(&self, user_id: &str) -> Result<Option<Profile>, String> {
-        shared::store::get_as(
-            self.client.get_item().table_name(&self.table).key("user_id", AttributeValue::S(user_id.into())),
-        )
-        .await
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("user_id", AttributeValue::S(user_id.into()))
+            .send()
+            .await
+            .map_err(err)?
+            .item;
+        match item {
+            Some(item) if !item.contains_key(ERASED) => {
+                serde_dynamo::from_item(item).map(Some).map_err(|e| format!("unreadable profile: {e}"))
+            }
+            _ => Ok(None),
+        }
     }
 
     async fn update(&self, user_id: &str, update: &ProfileUpdate) -> Result<Option<Profile>, String> {
@@ -71,7 +90,7 @@ impl ProfileStore for DynamoProfileStore {
             .update_expression(
                 "SET display_name = :name, avatar_url = :avatar, preferences = :prefs, updated_at = :now",
             )
-            .condition_expression("attribute_exists(user_id)")
+            .condition_expression("attribute_exists(user_id) AND attribute_not_exists(erased_at)")
             .expression_attribute_values(":name", AttributeValue::S(update.display_name.trim().to_string()))
             .expression_attribute_values(":avatar", avatar)
             .expression_attribute_values(":prefs", preferences)
@@ -86,11 +105,12 @@ impl ProfileStore for DynamoProfileStore {
         }
     }
 
-    async fn delete(&self, user_id: &str) -> Result<(), String> {
+    async fn erase(&self, user_id: &str) -> Result<(), String> {
         self.client
-            .delete_item()
+            .put_item()
             .table_name(&self.table)
-            .key("user_id", AttributeValue::S(user_id.into()))
+            .item("user_id", AttributeValue::S(user_id.into()))
+            .item(ERASED, AttributeValue::S(chrono::Utc::now().to_rfc3339()))
             .send()
             .await
             .map_err(err)?;

@@ -9,6 +9,13 @@
 //! - the seed's metrics over the last minutes ([`crate::emf`]), as charts.
 //!
 //! Queue depths are read from SQS only while a console is open.
+//!
+//! Nothing here changes a queue by accident: reading messages is for DLQs only (a receive counts
+//! toward a queue's `maxReceiveCount`, so reading a live queue's messages would push them toward
+//! its DLQ), and it is a `POST`, as is the redrive; every route, the traces' and metrics' too
+//! ([`local_only`]), answers only requests addressed to this machine (`Host`) from its own page
+//! or no page at all (`Origin`), so another site open in the browser, or one that rebinds its
+//! DNS name to 127.0.0.1, cannot reach it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -18,8 +25,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -261,7 +269,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/_devstack/", get(|| async { Html(PAGE) }))
         .route("/_devstack/snapshot", get(|State(c): State<Arc<Console>>| async move { Json(c.snapshot()) }))
         .route("/_devstack/stream", get(stream))
-        .route("/_devstack/queues/{queue}/messages", get(messages))
+        .route("/_devstack/queues/{queue}/messages", post(messages))
         .route("/_devstack/queues/{queue}/redrive", post(redrive))
         .with_state(console)
 }
@@ -291,10 +299,20 @@ fn not_a_queue(queue: &str) -> Response {
     (StatusCode::NOT_FOUND, Json(json!({"message": format!("no queue {queue} in the stack")}))).into_response()
 }
 
-/// Up to 10 messages of a queue, left where they are (visibility timeout 0). Reading a message
-/// counts as a receive, as in the AWS console's "poll for messages".
-async fn messages(State(console): State<Arc<Console>>, Path(queue): Path<String>) -> Response {
+/// Up to 10 messages of a DLQ, left where they are (visibility timeout 0). Reading a message
+/// counts as a receive, as in the AWS console's "poll for messages": harmless in a DLQ, which
+/// nothing consumes, but a live queue's messages would move toward its DLQ, so those are refused.
+async fn messages(State(console): State<Arc<Console>>, Path(queue): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(refused) = without_console_header(&headers) {
+        return refused;
+    }
     let Some(q) = console.queue(&queue) else { return not_a_queue(&queue) };
+    if !q.is_dlq {
+        let message = format!(
+            "{queue} is not a dead-letter queue: reading its messages would count as receives and move them toward its DLQ"
+        );
+        return (StatusCode::CONFLICT, Json(json!({"message": message}))).into_response();
+    }
     let received = console
         .sqs
         .receive_message()
@@ -341,15 +359,19 @@ async fn messages(State(console): State<Arc<Console>>, Path(queue): Path<String>
     }
 }
 
-/// The header the page sends with a redrive: a plain cross-site form cannot set it, so another
-/// site open in the browser cannot move messages.
-const REDRIVE_HEADER: &str = "x-devstack-console";
+/// The header the page sends with what reaches a queue: a plain cross-site form cannot set it.
+pub const CONSOLE_HEADER: &str = "x-devstack-console";
+
+fn without_console_header(headers: &HeaderMap) -> Option<Response> {
+    (!headers.contains_key(CONSOLE_HEADER)).then(|| {
+        (StatusCode::FORBIDDEN, Json(json!({"message": format!("send the {CONSOLE_HEADER} header")}))).into_response()
+    })
+}
 
 /// Moves a DLQ's messages back to the queue whose redrive policy names it.
 async fn redrive(State(console): State<Arc<Console>>, Path(queue): Path<String>, headers: HeaderMap) -> Response {
-    if !headers.contains_key(REDRIVE_HEADER) {
-        return (StatusCode::FORBIDDEN, Json(json!({"message": format!("send the {REDRIVE_HEADER} header")})))
-            .into_response();
+    if let Some(refused) = without_console_header(&headers) {
+        return refused;
     }
     let Some(q) = console.queue(&queue) else { return not_a_queue(&queue) };
     let moved = async {
@@ -360,5 +382,78 @@ async fn redrive(State(console): State<Arc<Console>>, Path(queue): Path<String>,
     match moved {
         Ok(moved) => Json(json!({"queue": queue, "moved": moved.len()})).into_response(),
         Err(e) => (StatusCode::CONFLICT, Json(json!({"message": format!("{e:#}")}))).into_response(),
+    }
+}
+
+/// The hosts devstack's own pages answer to: this machine's names, and the address it was told to
+/// listen on when that is one address (not 0.0.0.0).
+#[derive(Debug, Clone)]
+pub struct LocalHosts {
+    listen: std::net::SocketAddr,
+}
+
+impl LocalHosts {
+    pub fn new(listen: std::net::SocketAddr) -> Self {
+        LocalHosts { listen }
+    }
+
+    /// Whether a `Host` header names this machine.
+    pub fn allows(&self, host: &str) -> bool {
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => {
+                host.rsplit_once(':').map_or(host, |(name, port)| if port.parse::<u16>().is_ok() { name } else { host })
+            }
+        }
+        .to_ascii_lowercase();
+        let loopback = name == "localhost"
+            || name.ends_with(".localhost")
+            || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let listened =
+            !self.listen.ip().is_unspecified() && name.parse::<std::net::IpAddr>().ok() == Some(self.listen.ip());
+        loopback || listened
+    }
+}
+
+/// Refuses a request to devstack's own routes that names another host (a DNS name rebound to
+/// 127.0.0.1) or comes from another origin's page.
+pub async fn local_only(State(hosts): State<LocalHosts>, request: Request, next: Next) -> Response {
+    match refusal(&hosts, request.headers()) {
+        Some(message) => (StatusCode::FORBIDDEN, Json(json!({"message": message}))).into_response(),
+        None => next.run(request).await,
+    }
+}
+
+/// Why [`local_only`] refuses a request with these headers, if it does.
+fn refusal(hosts: &LocalHosts, headers: &HeaderMap) -> Option<String> {
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let host = text(header::HOST);
+    if !hosts.allows(host) {
+        return Some(format!(
+            "devstack's pages answer only to this machine's names (localhost, 127.0.0.1), not to Host {host:?}"
+        ));
+    }
+    let origin = text(header::ORIGIN);
+    let same =
+        origin.is_empty() || origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host);
+    (!same).then(|| format!("devstack's pages answer only to their own page, not to {origin}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_machines_names_are_local() {
+        let hosts = LocalHosts::new("127.0.0.1:3000".parse().unwrap());
+        for ok in ["127.0.0.1:3000", "localhost:3000", "LOCALHOST", "app.localhost:3000", "[::1]:3000", "127.0.0.2"] {
+            assert!(hosts.allows(ok), "{ok}");
+        }
+        for bad in ["evil.example", "evil.example:3000", "192.168.1.5:3000", "", "127.0.0.1.evil.example"] {
+            assert!(!hosts.allows(bad), "{bad}");
+        }
+        let lan = LocalHosts::new("192.168.1.5:3000".parse().unwrap());
+        assert!(lan.allows("192.168.1.5:3000"));
+        assert!(!LocalHosts::new("0.0.0.0:3000".parse().unwrap()).allows("192.168.1.5:3000"));
     }
 }

@@ -229,6 +229,14 @@ async fn up(
             anyhow!("cannot listen on {listen}: {e}")
         }
     })?;
+    if !listen.ip().is_loopback() {
+        eprintln!(
+            "devstack: WARNING: listening on {listen}, which other machines can reach: the API and the console \
+             (/_devstack/, which reads and redrives queues) are open to them; the console answers only to this \
+             machine's names and {}. Leave out --listen (127.0.0.1) unless that is what you want.",
+            listen.ip()
+        );
+    }
     check_binaries(&Template::load(&common.template)?, &bin_dir)?;
     let (template, clients, stack) = provision_stack(&common).await?;
     devstack::dlq::spawn_depth_watch(clients.sqs.clone(), devstack::dlq::dead_letter_queues(&template, &stack)?);
@@ -299,11 +307,14 @@ async fn up(
     let ready = common.state.with_file_name("ready");
     std::fs::write(&ready, &base).with_context(|| format!("writing {}", ready.display()))?;
     println!("devstack: the functions' metrics (Prometheus text): {base}/_devstack/metrics");
-    let app = gateway::router(local.gateway)
-        .merge(devstack::emf::router())
+    let own_pages = devstack::emf::router()
         .merge(devstack::traces::router())
         .merge(devstack::console::router(console.clone()))
-        .into_make_service_with_connect_info::<SocketAddr>();
+        .layer(axum::middleware::from_fn_with_state(
+            devstack::console::LocalHosts::new(listen),
+            devstack::console::local_only,
+        ));
+    let app = gateway::router(local.gateway).merge(own_pages).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         console.close();

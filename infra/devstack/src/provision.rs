@@ -123,6 +123,7 @@ pub async fn identify_emulator(endpoint: &str) -> String {
 
 /// Provisions the whole template into `stack`, returning it with every resource filled in.
 pub async fn provision(template: &Template, clients: &Clients, mut stack: Stack) -> Result<Stack> {
+    stack.conditions = template.conditions();
     let order = template.creation_order()?;
     // Refuse early, before creating anything, if any type is unsupported.
     for r in &order {

@@ -26,6 +26,9 @@ pub struct Stack {
     #[serde(default)]
     pub emulators: BTreeMap<String, String>,
     pub parameters: BTreeMap<String, Value>,
+    /// The template's `Conditions`, evaluated against `parameters` where `Fn::If` asks.
+    #[serde(default)]
+    pub conditions: BTreeMap<String, Value>,
     pub resources: BTreeMap<String, Provisioned>,
 }
 
@@ -49,6 +52,7 @@ impl Stack {
             endpoints: shared::config::endpoint_variables(),
             emulators: BTreeMap::new(),
             parameters,
+            conditions: BTreeMap::new(),
             resources: BTreeMap::new(),
         }
     }
@@ -129,5 +133,9 @@ impl Resolver for Stack {
             .get(attribute)
             .cloned()
             .ok_or_else(|| anyhow!("Fn::GetAtt {resource}.{attribute}: {} has no attribute {attribute}", r.kind))
+    }
+
+    fn condition(&self, name: &str) -> Result<Value> {
+        self.conditions.get(name).cloned().ok_or_else(|| anyhow!("condition {name} is not defined in the template"))
     }
 }

@@ -1,6 +1,7 @@
 //! Reading `infra/template.yaml`: the resources, the SAM globals, and CloudFormation's intrinsic
-//! functions (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::Join`, `Fn::Select`) resolved against what
-//! provisioning created.
+//! functions (`Ref`, `Fn::GetAtt`, `Fn::Sub`, `Fn::Join`, `Fn::Select`, `Fn::Split`, and
+//! `Fn::If` with `AWS::NoValue` over the template's `Conditions`: `Fn::Equals`, `Fn::Not`,
+//! `Fn::And`, `Fn::Or`, `Condition`) resolved against what provisioning created.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -56,6 +57,15 @@ impl Template {
 
     pub fn resource(&self, logical_id: &str) -> Option<Resource> {
         self.resources().into_iter().find(|r| r.logical_id == logical_id)
+    }
+
+    /// The template's `Conditions`, by name, unevaluated.
+    pub fn conditions(&self) -> BTreeMap<String, Value> {
+        self.root
+            .get("Conditions")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
     }
 
     /// `Globals.Function` of the SAM transform.
@@ -171,10 +181,85 @@ pub trait Resolver {
     fn reference(&self, name: &str) -> Result<Value>;
     /// The value of `Fn::GetAtt [resource, attribute]`.
     fn attribute(&self, resource: &str, attribute: &str) -> Result<Value>;
+    /// The definition of the condition `name` in the template's `Conditions`.
+    fn condition(&self, name: &str) -> Result<Value> {
+        bail!("condition {name} is not defined")
+    }
+}
+
+/// Whether the condition `name` holds.
+fn holds(name: &str, r: &dyn Resolver) -> Result<bool> {
+    evaluate(&r.condition(name)?, r).with_context(|| format!("evaluating condition {name}"))
+}
+
+/// A condition function (`Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`) evaluated.
+fn evaluate(value: &Value, r: &dyn Resolver) -> Result<bool> {
+    let Some((key, arg)) = value.as_object().filter(|m| m.len() == 1).and_then(|m| m.iter().next()) else {
+        bail!("not a condition: {value}");
+    };
+    let list = || arg.as_array().ok_or_else(|| anyhow!("{key} takes a list, got {arg}"));
+    match key.as_str() {
+        "Condition" => holds(arg.as_str().ok_or_else(|| anyhow!("Condition takes a name"))?, r),
+        "Fn::Equals" => match list()?.as_slice() {
+            [a, b] => Ok(scalar_string(&resolve(a, r)?)? == scalar_string(&resolve(b, r)?)?),
+            _ => bail!("Fn::Equals takes two values"),
+        },
+        "Fn::Not" => match list()?.as_slice() {
+            [c] => Ok(!evaluate(c, r)?),
+            _ => bail!("Fn::Not takes one condition"),
+        },
+        "Fn::And" => list()?.iter().try_fold(true, |all, c| Ok(all && evaluate(c, r)?)),
+        "Fn::Or" => list()?.iter().try_fold(false, |any, c| Ok(any || evaluate(c, r)?)),
+        other => bail!("devstack does not support {other} in a condition"),
+    }
 }
 
 /// Resolves every intrinsic function in `value`.
 pub fn resolve(value: &Value, r: &dyn Resolver) -> Result<Value> {
+    Ok(resolve_or_nothing(value, r)?.unwrap_or(Value::Null))
+}
+
+/// Whether `value` is `Ref AWS::NoValue`, which removes the property it is the value of.
+fn is_no_value(value: &Value) -> bool {
+    value.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue") && value.as_object().is_some_and(|m| m.len() == 1)
+}
+
+/// Resolves `value`; `None` where it is `AWS::NoValue` (directly or through `Fn::If`).
+fn resolve_or_nothing(value: &Value, r: &dyn Resolver) -> Result<Option<Value>> {
+    if is_no_value(value) {
+        return Ok(None);
+    }
+    match value {
+        Value::Object(m) if m.len() == 1 && m.contains_key("Fn::If") => {
+            match m["Fn::If"].as_array().map(Vec::as_slice) {
+                Some([Value::String(name), then, otherwise]) => {
+                    resolve_or_nothing(if holds(name, r)? { then } else { otherwise }, r)
+                }
+                _ => bail!("Fn::If takes [condition, value if true, value if false]"),
+            }
+        }
+        Value::Object(m) if m.len() != 1 => {
+            let mut out = Map::new();
+            for (k, v) in m {
+                if let Some(v) = resolve_or_nothing(v, r)? {
+                    out.insert(k.clone(), v);
+                }
+            }
+            Ok(Some(Value::Object(out)))
+        }
+        Value::Array(a) => {
+            let mut out = Vec::with_capacity(a.len());
+            for v in a {
+                out.extend(resolve_or_nothing(v, r)?);
+            }
+            Ok(Some(Value::Array(out)))
+        }
+        other => resolve_intrinsic(other, r).map(Some),
+    }
+}
+
+/// Resolves a one-key object (an intrinsic function, or a property of one entry) or a scalar.
+fn resolve_intrinsic(value: &Value, r: &dyn Resolver) -> Result<Value> {
     match value {
         Value::Object(m) if m.len() == 1 => {
             let (key, arg) = m.iter().next().expect("one entry");
@@ -208,20 +293,27 @@ pub fn resolve(value: &Value, r: &dyn Resolver) -> Result<Value> {
                     let list = resolve(&parts[1], r)?;
                     list.get(index).cloned().ok_or_else(|| anyhow!("Fn::Select index {index} out of range"))
                 }
+                "Fn::Split" => {
+                    let parts = arg
+                        .as_array()
+                        .filter(|a| a.len() == 2)
+                        .ok_or_else(|| anyhow!("Fn::Split takes [delimiter, string]"))?;
+                    let delimiter = scalar_string(&parts[0])?;
+                    if delimiter.is_empty() {
+                        bail!("Fn::Split needs a delimiter");
+                    }
+                    let text = scalar_string(&resolve(&parts[1], r)?)?;
+                    Ok(Value::Array(text.split(delimiter.as_str()).map(|p| Value::String(p.into())).collect()))
+                }
                 k if k.starts_with("Fn::") || k == "Condition" => {
                     bail!("devstack does not support the intrinsic function {k}")
                 }
-                _ => Ok(Value::Object(Map::from_iter([(key.clone(), resolve(arg, r)?)]))),
+                _ => Ok(match resolve_or_nothing(arg, r)? {
+                    Some(v) => Value::Object(Map::from_iter([(key.clone(), v)])),
+                    None => Value::Object(Map::new()),
+                }),
             }
         }
-        Value::Object(m) => {
-            let mut out = Map::new();
-            for (k, v) in m {
-                out.insert(k.clone(), resolve(v, r)?);
-            }
-            Ok(Value::Object(out))
-        }
-        Value::Array(a) => Ok(Value::Array(a.iter().map(|v| resolve(v, r)).collect::<Result<_>>()?)),
         other => Ok(other.clone()),
     }
 }
@@ -373,8 +465,49 @@ mod tests {
 
     #[test]
     fn unsupported_intrinsics_are_named() {
+        let err = resolve(&json!({"Fn::Base64": "x"}), &Fixed).unwrap_err();
+        assert!(err.to_string().contains("Fn::Base64"));
         let err = resolve(&json!({"Fn::If": ["C", 1, 2]}), &Fixed).unwrap_err();
-        assert!(err.to_string().contains("Fn::If"));
+        assert!(format!("{err:#}").contains("condition C is not defined"), "{err:#}");
+    }
+
+    /// Conditions over a parameter, as the template's `GatewayGrantsOrigin`.
+    struct WithOrigins(&'static str);
+    impl Resolver for WithOrigins {
+        fn reference(&self, name: &str) -> Result<Value> {
+            match name {
+                "AllowedOrigins" => Ok(json!(self.0)),
+                other => bail!("unknown {other}"),
+            }
+        }
+        fn attribute(&self, _: &str, _: &str) -> Result<Value> {
+            bail!("no attributes")
+        }
+        fn condition(&self, name: &str) -> Result<Value> {
+            let t = Template::parse(&std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"),
+            )?)?;
+            t.conditions().get(name).cloned().ok_or_else(|| anyhow!("condition {name} is not defined"))
+        }
+    }
+
+    #[test]
+    fn conditions_choose_a_branch_and_no_value_removes_the_property() {
+        let header = json!({
+            "Headers": {
+                "Access-Control-Allow-Origin": {"Fn::If": ["GatewayGrantsOrigin", {"Fn::Sub": "'${AllowedOrigins}'"}, {"Ref": "AWS::NoValue"}]},
+                "Vary": "'Origin'"
+            }
+        });
+        let granted = |origins: &'static str| {
+            resolve(&header, &WithOrigins(origins)).unwrap()["Headers"].get("Access-Control-Allow-Origin").cloned()
+        };
+        assert_eq!(granted("https://shop.example"), Some(json!("'https://shop.example'")));
+        assert_eq!(granted("*"), Some(json!("'*'")));
+        assert_eq!(granted(""), None, "no origins: no grant");
+        assert_eq!(granted("https://a.example,https://b.example"), None, "a gateway response cannot choose");
+        let list = json!([1, {"Ref": "AWS::NoValue"}, {"Fn::Split": [",", "a,b"]}]);
+        assert_eq!(resolve(&list, &WithOrigins("")).unwrap(), json!([1, ["a", "b"]]));
     }
 
     #[test]

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::{anyhow, Result};
 use aws_sdk_cognitoidentityprovider::types::{
     AccountRecoverySettingType, ExplicitAuthFlowsType, PasswordPolicyType, RecoveryOptionNameType, RecoveryOptionType,
-    SchemaAttributeType, TimeUnitsType, TokenValidityUnitsType, UserPoolPolicyType, UsernameAttributeType,
-    VerifiedAttributeType,
+    SchemaAttributeType, TimeUnitsType, TokenValidityUnitsType, UserAttributeUpdateSettingsType, UserPoolPolicyType,
+    UsernameAttributeType, VerifiedAttributeType,
 };
 use serde_json::{json, Value};
 
@@ -48,6 +48,16 @@ pub async fn user_pool(clients: &Clients, stack: &Stack, r: &Resource, props: &V
             }
             for a in strings(props.get("AutoVerifiedAttributes"))? {
                 request = request.auto_verified_attributes(VerifiedAttributeType::from(a.as_str()));
+            }
+            let verify_first =
+                strings(props.pointer("/UserAttributeUpdateSettings/AttributesRequireVerificationBeforeUpdate"))?;
+            if !verify_first.is_empty() {
+                let mut settings = UserAttributeUpdateSettingsType::builder();
+                for a in verify_first {
+                    settings =
+                        settings.attributes_require_verification_before_update(VerifiedAttributeType::from(a.as_str()));
+                }
+                request = request.user_attribute_update_settings(settings.build());
             }
             if let Some(p) = props.pointer("/Policies/PasswordPolicy") {
                 request = request.policies(
