@@ -67,8 +67,11 @@ def _intrinsic(name):
     return construct
 
 
-for _tag, _name in {"!Ref": "Ref", "!GetAtt": "Fn::GetAtt", "!Sub": "Fn::Sub"}.items():
+for _tag, _name in {"!Ref": "Ref", "!GetAtt": "Fn::GetAtt", "!Sub": "Fn::Sub", "!Condition": "Condition"}.items():
     CfnLoader.add_constructor(_tag, _intrinsic(_name))
+# The rest read as their long form (`!If` as `Fn::If`, ...): the rehearsal reads back none of them.
+for _name in ["And", "Equals", "If", "Not", "Or", "Select", "Split", "Join", "FindInMap", "Base64"]:
+    CfnLoader.add_constructor(f"!{_name}", _intrinsic(f"Fn::{_name}"))
 
 
 def load(path):

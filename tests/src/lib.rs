@@ -23,12 +23,24 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-/// Where `make test` built the functions' binaries, for a test that serves an API of its own.
+/// Where `make test` built the functions' binaries, for a test that serves an API of its own;
+/// `FUNCTION_BINARIES` names others (to run the tests against an older build).
 pub fn function_binaries() -> PathBuf {
+    if let Ok(dir) = std::env::var("FUNCTION_BINARIES") {
+        return PathBuf::from(dir);
+    }
     std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| workspace_root().join("target"))
         .join("debug")
+}
+
+/// The template a test's own API is assembled from: `infra/template.yaml`, or `DEVSTACK_TEMPLATE`
+/// (with `FUNCTION_BINARIES`, an older build's).
+pub fn template_path() -> PathBuf {
+    std::env::var("DEVSTACK_TEMPLATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("infra/template.yaml"))
 }
 
 /// Everything a test needs to talk to the running stack.
@@ -77,7 +89,7 @@ impl Local {
     pub async fn own_gateway(&self, parameters: &[(&str, &str)]) -> String {
         use devstack::local::assemble;
         use devstack::template::Template;
-        let template = Template::load(&workspace_root().join("infra/template.yaml")).unwrap();
+        let template = Template::load(&template_path()).unwrap();
         let overrides = parameters.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut stack = self.stack.clone();
         stack.parameters = template.parameters(&overrides).unwrap();

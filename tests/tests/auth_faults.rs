@@ -6,6 +6,7 @@
 //!   `user.deleted` together: the user's tokens are refused at once, and the saga completes once
 //!   the sweeper has deleted the Cognito account;
 //! - a disabling while Cognito is unreachable refuses the user at once; the retry finishes it;
+//!   an enabling while it is unreachable leaves the user disabled until its retry;
 //! - a logout while Cognito is unreachable ends every session here at once; the retry, with the
 //!   same token, gets through and ends the refresh tokens.
 //!
@@ -92,6 +93,20 @@ async fn half_done_auth_operations_finish_on_their_next_attempt() {
     let (status, body) = local.call_as(Some(&admin.access_token), Method::POST, &path, None).await;
     assert_eq!(status, 204, "the retry: {body}");
     assert_eq!(refresh(&local, &disabled).await, 401, "a disabled user's refresh token still works");
+
+    // Enable while Cognito is unreachable: Cognito's half first, so the user stays disabled until
+    // a retry finishes both.
+    let broken = local.broken(AUTH_API, cognito_down()).await;
+    let path = format!("/auth/users/{}/enable", disabled.user_id);
+    let (status, body) = local.call_as(Some(&admin.access_token), Method::POST, &path, None).await;
+    assert_eq!(status, 503, "{body}");
+    drop(broken);
+    let login = json!({"email": disabled.email, "password": disabled.password}).to_string();
+    assert_eq!(local.call(Method::POST, "/auth/login", Some(&login)).await.0, 401, "enabled by half");
+    let (status, body) = local.call_as(Some(&admin.access_token), Method::POST, &path, None).await;
+    assert_eq!(status, 204, "the retry: {body}");
+    let enabled = local.logged_in(&disabled.email, &disabled.password).await;
+    assert_eq!(cart(&local, &enabled.access_token).await, 200);
 
     // Logout while Cognito is unreachable: every session ends here at once; the retry, with the
     // same token, gets past the authorizer and ends the refresh tokens.

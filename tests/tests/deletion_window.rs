@@ -98,28 +98,32 @@ async fn what_a_deleted_user_writes_in_the_cache_window_is_closed_before_the_sag
     let (order_id, lamp_id) = (placed["id"].as_str().unwrap().to_string(), lamp["id"].as_str().unwrap().to_string());
     assert_eq!(stock(&local, &teapot).await, (3, 2), "the order holds its stock");
 
-    // Neither saga completes before its window has closed and the sweep has run.
+    // When the deletions say completed, the order is cancelled and its stock released, and the
+    // product is delisted.
     let mut records = Vec::new();
     for user in [&buyer, &seller] {
-        let record = eventually(WAIT, "the deletion to complete", || async {
-            let record = gateway.record(&admin, user).await;
-            assert_ne!(record["status"], "failed", "{record}");
-            (record["status"] == "completed").then_some(record)
-        })
-        .await;
-        let window = at(&record, "window_closes_at") - at(&record, "started_at");
-        assert!(window.num_milliseconds() >= (CACHE + MARGIN).as_millis() as i64, "{record}");
-        assert!(at(&record, "window_closed_at") >= at(&record, "window_closes_at"), "{record}");
-        assert!(at(&record, "completed_at") >= at(&record, "window_closed_at"), "{record}");
-        records.push(record);
+        records.push(
+            eventually(WAIT, "the deletion to complete", || async {
+                let record = gateway.record(&admin, user).await;
+                assert_ne!(record["status"], "failed", "{record}");
+                (record["status"] == "completed").then_some(record)
+            })
+            .await,
+        );
     }
-
-    // By then the order is cancelled and its stock released, and the product is delisted.
     let (status, order) =
         local.call_as(Some(&shop.access_token), Method::GET, &format!("/api/v1/orders/{order_id}"), None).await;
-    assert_eq!((status, order["status"].as_str()), (200, Some("cancelled")), "{order}");
+    assert_eq!((status, order["status"].as_str()), (200, Some("cancelled")), "the window's order: {order}");
     assert_eq!(stock(&local, &teapot).await, (5, 0), "the window's order still holds stock");
     assert_eq!(local.call(Method::GET, &format!("/api/v1/products/{lamp_id}"), None).await.0, 404);
+
+    // Neither saga completed before its window had closed and the sweep had run, which found them.
+    for record in &records {
+        let window = at(record, "window_closes_at") - at(record, "started_at");
+        assert!(window.num_milliseconds() >= (CACHE + MARGIN).as_millis() as i64, "{record}");
+        assert!(at(record, "window_closed_at") >= at(record, "window_closes_at"), "{record}");
+        assert!(at(record, "completed_at") >= at(record, "window_closed_at"), "{record}");
+    }
     assert!(records[0]["steps"]["orders"]["swept_affected"].as_u64() >= Some(1), "{}", records[0]);
     assert!(records[1]["steps"]["products"]["swept_affected"].as_u64() >= Some(1), "{}", records[1]);
 
