@@ -234,9 +234,17 @@ impl DeletionRecord {
 
     /// Whether every step has completed and run its closing sweep.
     pub fn all_completed(&self) -> bool {
-        DeletionStep::ALL
-            .iter()
-            .all(|s| self.steps.get(s.name()).is_some_and(|r| r.state == StepState::Completed && r.swept_at.is_some()))
+        DeletionStep::ALL.iter().all(|s| {
+            self.steps
+                .get(s.name())
+                .is_some_and(|r| r.state == StepState::Completed && (r.swept_at.is_some() || !self.has_window()))
+        })
+    }
+
+    /// Whether the deletion has a closing sweep: those started before it existed have none, and
+    /// complete with their first pass.
+    pub fn has_window(&self) -> bool {
+        self.window_closes_at.is_some()
     }
 
     /// The user's deletion, as the steps get it.
@@ -434,7 +442,10 @@ impl DynamoDeletionSagas {
         let mut condition = vec!["#status <> :completed".to_string()];
         for (i, step) in DeletionStep::ALL.iter().enumerate() {
             update = update.expression_attribute_names(format!("#s{i}"), step.name());
-            condition.push(format!("steps.#s{i}.#state = :completed AND attribute_exists(steps.#s{i}.swept_at)"));
+            condition.push(format!("steps.#s{i}.#state = :completed"));
+            if record.has_window() {
+                condition.push(format!("attribute_exists(steps.#s{i}.swept_at)"));
+            }
         }
         let update = update.condition_expression(condition.join(" AND ")).build().map_err(|e| e.to_string())?;
         let items =
@@ -492,19 +503,62 @@ impl DeletionSagas for DynamoDeletionSagas {
                 vec![TransactWriteItem::builder().update(update).build(), self.outbox.put(&event)]
             }
             // The sweep also completes a step whose first pass has not (it erases the same and
-            // more); its completion event stays the first pass's.
+            // more; a first pass that dead-lettered may never come back), with the step's
+            // completion event then.
             Pass::Sweep => {
-                let update = update
-                    .update_expression(
-                        "SET steps.#step.#state = :completed, steps.#step.updated_at = :now, \
-                         steps.#step.completed_at = if_not_exists(steps.#step.completed_at, :now), \
-                         steps.#step.affected = if_not_exists(steps.#step.affected, :affected), \
-                         steps.#step.swept_at = :now, steps.#step.swept_affected = :affected",
-                    )
-                    .condition_expression("attribute_exists(user_id) AND attribute_not_exists(steps.#step.swept_at)")
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                vec![TransactWriteItem::builder().update(update).build()]
+                // Twice at most: the first pass may complete between the read and the write.
+                let mut recorded = false;
+                for _ in 0..2 {
+                    let first_pass_done = match self.get(user_id).await? {
+                        Some(record) => record.steps.get(step.name()).is_some_and(|r| r.state == StepState::Completed),
+                        None => true,
+                    };
+                    let mut condition =
+                        "attribute_exists(user_id) AND attribute_not_exists(steps.#step.swept_at)".to_string();
+                    if !first_pass_done {
+                        condition.push_str(" AND steps.#step.#state <> :completed");
+                    }
+                    let update = update
+                        .clone()
+                        .update_expression(
+                            "SET steps.#step.#state = :completed, steps.#step.updated_at = :now, \
+                             steps.#step.completed_at = if_not_exists(steps.#step.completed_at, :now), \
+                             steps.#step.affected = if_not_exists(steps.#step.affected, :affected), \
+                             steps.#step.swept_at = :now, steps.#step.swept_affected = :affected",
+                        )
+                        .condition_expression(condition)
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    let mut items = vec![TransactWriteItem::builder().update(update).build()];
+                    if !first_pass_done {
+                        items.push(self.outbox.put(&step.completion_event(source, user_id, affected)));
+                    }
+                    match self.transact(items).await? {
+                        None => {
+                            recorded = true;
+                            break;
+                        }
+                        Some(reasons) if !(reasons.condition_failed(0) || reasons.condition_failed(1)) => {
+                            return Err(format!("recording the sweep was cancelled: {reasons:?}"));
+                        }
+                        // Swept already (a redelivery), or the first pass completed meanwhile.
+                        Some(_) => {
+                            let swept = self
+                                .get(user_id)
+                                .await?
+                                .and_then(|r| r.steps.get(step.name()).map(|s| s.swept_at.is_some()))
+                                .unwrap_or(true);
+                            if swept {
+                                recorded = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+                if !recorded {
+                    return Err("the step kept changing while its sweep was recorded".into());
+                }
+                return self.finish_if_done(user_id).await;
             }
         };
         if let Some(reasons) = self.transact(items).await? {
@@ -649,6 +703,7 @@ impl DeletionSagas for MemoryDeletionSagas {
             let Some(record) = records.get_mut(user_id) else { return Ok(()) };
             let entry = record.steps.get_mut(step.name()).expect("every step has an entry");
             let now = Utc::now();
+            let announce = entry.state != StepState::Completed;
             match pass {
                 Pass::Erase if entry.state == StepState::Completed => return Ok(()),
                 Pass::Sweep if entry.swept_at.is_some() => return Ok(()),
@@ -670,7 +725,7 @@ impl DeletionSagas for MemoryDeletionSagas {
                 record.status = SagaStatus::Completed;
                 record.completed_at = Some(now);
             }
-            (pass == Pass::Erase, done.then(|| record.completed_event()))
+            (announce, done.then(|| record.completed_event()))
         };
         if first {
             self.emit(step.completion_event(source, user_id, affected));
@@ -846,6 +901,37 @@ mod tests {
         assert_eq!(step.sagas.get("u1").await.unwrap().unwrap().status, SagaStatus::Completed);
         assert!(deliver(&step, &event, 1).await);
         assert_eq!(step.sagas.event_types().iter().filter(|t| *t == "user.deletion_completed").count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_that_completes_a_step_whose_first_pass_never_did_announces_it() {
+        let (user, _) = deleted();
+        let step = SagaStep::new(
+            "orders-consumer",
+            Flaky { failures: 0, calls: AtomicU32::new(0) },
+            MemoryDeletionSagas::default(),
+        );
+        step.sagas.start(&user);
+        others_done(&step.sagas).await;
+        let sweep = window_closed(&step.sagas).await;
+        assert!(deliver(&step, &sweep, 1).await);
+        let record = step.sagas.get("u1").await.unwrap().unwrap();
+        assert_eq!((record.status, record.steps["orders"].affected), (SagaStatus::Completed, Some(2)));
+        assert!(step.sagas.event_types().contains(&"orders.user_orders_closed".to_string()));
+    }
+
+    #[test]
+    fn a_deletion_from_before_the_sweep_completes_with_its_first_pass() {
+        let (user, _) = deleted();
+        let now = Utc::now();
+        let mut record = DeletionRecord::start(&user, now, now);
+        record.window_closes_at = None;
+        for entry in record.steps.values_mut() {
+            entry.state = StepState::Completed;
+        }
+        assert!(record.all_completed());
+        record.window_closes_at = Some(now);
+        assert!(!record.all_completed(), "a deletion with a window waits for its sweep");
     }
 
     #[tokio::test]

@@ -400,8 +400,13 @@ impl IdentityStore for DynamoIdentityStore {
             // A saga record without a tombstone (a deletion the code before the outbox left half
             // done): its record stands; the tombstone and the event go in now.
             Some(reasons) if reasons.condition_failed(1) => {
-                match self.transact(vec![tombstone, self.outbox.put(event)]).await? {
+                match self.transact(vec![tombstone.clone(), self.outbox.put(event)]).await? {
                     None => Ok(true),
+                    // Its `user.deleted` is in the outbox already: the tombstone alone.
+                    Some(reasons) if reasons.condition_failed(1) => match self.transact(vec![tombstone]).await? {
+                        None => Ok(true),
+                        Some(reasons) => Err(RecordError::Unavailable(format!("deletion cancelled: {reasons:?}"))),
+                    },
                     Some(reasons) => Err(RecordError::Unavailable(format!("deletion cancelled: {reasons:?}"))),
                 }
             }

@@ -85,7 +85,12 @@ impl<S: jwks::JwksSource, D: IdentityDirectory> Identifier<S, D> {
 /// The logout route: a logged-out session's token may still reach it, so that a logout whose
 /// Cognito half failed can be retried with the token it was made with. The policy covers that one
 /// method only.
-pub const LOGOUT_ROUTE: &str = "/POST/auth/logout";
+pub const LOGOUT_ROUTE: &str = "POST/auth/logout";
+
+/// Whether a method ARN (`arn:...:api-id/stage/METHOD/path`) names exactly the logout route.
+pub fn is_logout(method_arn: &str) -> bool {
+    method_arn.splitn(3, '/').nth(2) == Some(LOGOUT_ROUTE)
+}
 
 /// Where the pool's keys are: `JWKS_URL` if set; else under the Cognito endpoint, when one is
 /// configured (`AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER`, else `AWS_ENDPOINT_URL`: a local
@@ -144,7 +149,7 @@ impl<S: jwks::JwksSource, D: IdentityDirectory> Authorizer<S, D> {
             Ok((identity, false)) => {
                 Ok(self.response(&identity.user_id.clone(), vec![whole_api(&method_arn)], Some(identity)))
             }
-            Ok((identity, true)) if method_arn.ends_with(LOGOUT_ROUTE) => {
+            Ok((identity, true)) if is_logout(&method_arn) => {
                 tracing::info!("a logged-out session's token, let through to retry its logout");
                 Ok(self.response(&identity.user_id.clone(), vec![method_arn], Some(identity)))
             }
@@ -208,6 +213,15 @@ impl From<Unauthorized> for lambda_runtime::Diagnostic {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_logout_route_itself_is_the_logout_route() {
+        let arn = |rest: &str| format!("arn:aws:execute-api:us-east-1:123456789012:abc123/dev/{rest}");
+        assert!(is_logout(&arn("POST/auth/logout")));
+        for other in ["GET/auth/logout", "POST/api/v1/x/POST/auth/logout", "POST/auth/logout/x", "POST/auth/me"] {
+            assert!(!is_logout(&arn(other)), "{other}");
+        }
+    }
 
     #[test]
     fn the_policy_covers_the_whole_stage() {

@@ -28,7 +28,7 @@ const ERASED: &str = "erased_at";
 const NUMBERING_ATTEMPTS: usize = 20;
 
 pub trait NotificationStore: Send + Sync {
-    /// Numbers and writes a notification and its email; writing the same id again changes nothing.
+    /// Numbers and writes a notification and its email, in one transaction; writing the same id again changes nothing.
     /// The notification as stored (with its number), or `None` when its inbox was erased.
     fn save(&self, notification: &Notification) -> impl Future<Output = Result<Option<Notification>, String>> + Send;
     /// The notifications of some inboxes, newest first (each inbox by its numbers, see
@@ -108,6 +108,7 @@ impl DynamoNotificationStore {
                 TransactWriteItem::builder().update(counter.build().map_err(|e| Some(e.to_string()))?).build(),
             )
             .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(self.email(n).map_err(Some)?)
             .send()
             .await;
         let Err(e) = result else { return Ok(Some(())) };
@@ -153,9 +154,10 @@ impl DynamoNotificationStore {
         shared::store::get_as(get).await?.ok_or_else(|| format!("notification {inbox}/{id} vanished"))
     }
 
-    async fn write_email(&self, n: &Notification) -> Result<(), String> {
-        self.client
-            .put_item()
+    /// The email of `n`, as the mailer would send it: written in the notification's own
+    /// transaction, so that an inbox's erasure cannot fall between the two.
+    fn email(&self, n: &Notification) -> Result<TransactWriteItem, String> {
+        let put = Put::builder()
             .table_name(&self.outbox)
             .item("id", AttributeValue::S(format!("{}#{}", n.inbox, n.id)))
             .item("to", AttributeValue::S(n.inbox.clone()))
@@ -163,10 +165,9 @@ impl DynamoNotificationStore {
             .item("body", AttributeValue::S(n.body.clone()))
             .item("status", AttributeValue::S("pending".into()))
             .item("created_at", AttributeValue::S(n.created_at.to_rfc3339()))
-            .send()
-            .await
-            .map_err(err)?;
-        Ok(())
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 }
 
@@ -176,7 +177,6 @@ impl NotificationStore for DynamoNotificationStore {
             let Some(last) = self.counter(&n.inbox).await? else { return Ok(None) };
             match self.write_numbered(n, last).await {
                 Ok(Some(())) => {
-                    self.write_email(n).await?;
                     return Ok(Some(Notification { seq: last + 1, ..n.clone() }));
                 }
                 // A redelivery: the notification (and its read state) stays as it is.
