@@ -38,6 +38,9 @@ struct Args {
     ws_connections: usize,
 }
 
+/// The allowance the benchmark's stack runs with (bench/run.sh): every request counted, none refused.
+const SUITE_ALLOWANCE: u32 = 1_000_000;
+
 fn args() -> Result<Args> {
     let mut out = Args {
         api: "http://127.0.0.1:3000".into(),
@@ -311,6 +314,44 @@ async fn main() -> Result<()> {
                 (with.as_secs_f64() / base.as_secs_f64() - 1.0) * 100.0
             );
         }
+    }
+
+    // ---- per-caller rate limits: the same warm invocation with the limiter counting (one
+    // conditional UpdateItem in the emulator) and with it off (RATE_LIMITS_TABLE empty); the
+    // allowance is lifted, so every request is counted and served. Alternating, as above.
+    let limits_table = stack.physical_id("RateLimitsTable")?.to_string();
+    let lifted = SUITE_ALLOWANCE.to_string();
+    let counting = variant(&[("RATE_LIMITS_TABLE", &limits_table), ("ANONYMOUS_REQUESTS_PER_MINUTE", &lifted)]);
+    let not_counting = variant(&[("RATE_LIMITS_TABLE", "")]);
+    let (mut limited, mut unlimited) = (Vec::new(), Vec::new());
+    for i in 0..(args.warm_requests + 20) {
+        let mut turn = [(&counting, &mut limited), (&not_counting, &mut unlimited)];
+        turn.rotate_left(i % 2);
+        for (pool, samples) in turn {
+            let t = Instant::now();
+            let invoked = pool.invoke(event.clone()).await.context("warm invoke")?;
+            let took = t.elapsed();
+            let answer: serde_json::Value = serde_json::from_slice(&invoked.body)?;
+            if answer["statusCode"].as_u64() != Some(200) {
+                bail!("products-api answered {}", answer["statusCode"]);
+            }
+            if i >= 20 {
+                samples.push(took);
+            }
+        }
+    }
+    for pool in [&counting, &not_counting] {
+        pool.stop_all();
+    }
+    for (label, p) in [("median", 0.5), ("p99", 0.99)] {
+        let (with, base) = (percentile(&mut limited, p), percentile(&mut unlimited, p));
+        println!(
+            "| warm invoke of products-api with per-caller rate limits, {label} | {} | {} (PerCallerRateLimits=Disabled) | {:.2}x (+{:.2} ms) |",
+            ms(with),
+            ms(base),
+            with.as_secs_f64() / base.as_secs_f64(),
+            (with.as_secs_f64() - base.as_secs_f64()) * 1000.0
+        );
     }
 
     // ---- the authorizer alone, warm, keys cached: a valid token vs no token at all.

@@ -202,6 +202,9 @@ class Deployed:
             return self.dynamodb.describe_table(TableName=physical)["Table"]["LatestStreamArn"]
         raise KeyError(f"Fn::GetAtt {logical_id}.{attribute} ({kind}) is not known to the rehearsal")
 
+    def condition(self, name, template):
+        return bool(self.resolve(template["Conditions"][name], template))
+
     def resolve(self, value, template):
         if isinstance(value, dict) and len(value) == 1:
             (key, arg), = value.items()
@@ -209,6 +212,24 @@ class Deployed:
                 return self.ref(arg)
             if key == "Fn::GetAtt":
                 return self.get_att(arg[0], arg[1], template["Resources"][arg[0]]["Type"])
+            if key == "Fn::If":
+                condition, chosen, other = arg
+                return self.resolve(chosen if self.condition(condition, template) else other, template)
+            if key == "Condition":
+                return self.condition(arg, template)
+            if key == "Fn::Equals":
+                left, right = (self.resolve(a, template) for a in arg)
+                return str(left) == str(right)
+            if key == "Fn::Not":
+                return not self.resolve(arg[0], template)
+            if key == "Fn::And":
+                return all(self.resolve(a, template) for a in arg)
+            if key == "Fn::Or":
+                return any(self.resolve(a, template) for a in arg)
+            if key == "Fn::Select":
+                return self.resolve(arg[1], template)[int(self.resolve(arg[0], template))]
+            if key == "Fn::Split":
+                return str(self.resolve(arg[1], template)).split(arg[0])
             if key == "Fn::Sub":
                 def field(m):
                     name = m.group(1)
@@ -387,6 +408,23 @@ def verify(stack_name, quiet=False):
                             alarm.get("Dimensions"))
                 diff.expect(f"{logical_id} alarm actions", stack.resolve(props["AlarmActions"], template),
                             alarm.get("AlarmActions"))
+        elif resource["Type"] == "AWS::DynamoDB::Table":
+            table = stack.dynamodb.describe_table(TableName=stack.physical[logical_id])["Table"]
+            # Not TimeToLiveSpecification: MiniStack's CloudFormation does not apply it (README,
+            # "Deploy rehearsal").
+            diff.expect(f"{logical_id} key schema", props["KeySchema"], table.get("KeySchema"))
+            diff.expect(f"{logical_id} billing mode", props.get("BillingMode", "PROVISIONED"),
+                        table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED"))
+        elif resource["Type"] == "AWS::ApiGateway::UsagePlan":
+            plans = stack.apigw.get_usage_plans()["items"]
+            name = stack.resolve(props["UsagePlanName"], template)
+            plan = next((p for p in plans if p["name"] == name), None)
+            diff.expect(f"{logical_id}: the usage plan {name}", True, plan is not None)
+            if plan:
+                wanted = stack.resolve(props["Throttle"], template)
+                throttle = plan.get("throttle", {})
+                diff.expect(f"{logical_id} throttle", (float(wanted["RateLimit"]), int(wanted["BurstLimit"])),
+                            (float(throttle.get("rateLimit", -1)), int(throttle.get("burstLimit", -1))))
         elif resource["Type"] == "AWS::ApiGatewayV2::Route":
             api = stack.physical[props["ApiId"]["Ref"]]
             keys = {r["RouteKey"] for r in stack.apigwv2.get_routes(ApiId=api)["Items"]}
@@ -402,7 +440,8 @@ def verify(stack_name, quiet=False):
     for r in stack.resources:
         counts[r["ResourceStatus"]] = counts.get(r["ResourceStatus"], 0) + 1
     print(f"deploy-local: {', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}; the functions, "
-          f"event source mappings, schedules, subscriptions, filter and redrive policies, alarms and routes are as "
+          f"event source mappings, schedules, subscriptions, filter and redrive policies, alarms, tables, usage "
+          f"plans and routes are as "
           f"the template says")
 
 

@@ -63,6 +63,9 @@ pub fn layer(origins: &str) -> CorsLayer {
             HeaderName::from_static(REQUEST_ID_HEADER),
             HeaderName::from_static(CORRELATION_ID_HEADER),
             HeaderName::from_static(BUILD_ID_HEADER),
+            HeaderName::from_static(crate::rate_limit::requests::LIMIT_HEADER),
+            HeaderName::from_static(crate::rate_limit::requests::REMAINING_HEADER),
+            HeaderName::from_static(crate::rate_limit::requests::RESET_HEADER),
         ])
         .max_age(PREFLIGHT_MAX_AGE)
 }

@@ -27,15 +27,27 @@ macro_rules! build_id {
 }
 
 /// Serves `router` on Lambda: `lambda_http::run` with [`crate::traces::InvocationLayer`], so each
-/// invocation is a span of the trace API Gateway (or an `Invoke` caller) started.
+/// invocation is a span of the trace API Gateway (or an `Invoke` caller) started, and with the
+/// per-caller rate limits the environment configures ([`crate::rate_limit::requests`]).
 pub async fn run(router: axum::Router) -> Result<(), lambda_http::Error> {
+    let router = with_rate_limits(router).await;
     lambda_runtime::Runtime::new(lambda_http::Adapter::from(router)).layer(crate::traces::InvocationLayer).run().await
 }
 
 /// [`run`] for a router whose answers stream (Lambda response streaming): the invocation's span
 /// ends, and is exported, when the stream does.
 pub async fn run_streaming(router: axum::Router) -> Result<(), lambda_http::Error> {
+    let router = with_rate_limits(router).await;
     lambda_http::streaming_runtime(router).layer(crate::traces::InvocationLayer).run().await
+}
+
+/// `router` with the rate limits of the environment in its requests' extensions, where
+/// [`service_router`]'s middleware finds them.
+async fn with_rate_limits(router: axum::Router) -> axum::Router {
+    match crate::rate_limit::requests::RequestLimits::from_env().await {
+        Some(limits) => router.layer(axum::Extension(limits)),
+        None => router,
+    }
 }
 
 /// `router` with the `x-build-id` header on every answer (what [`build_id!`] gives).
@@ -146,13 +158,15 @@ pub async fn route_not_found(request: Request) -> ApiError {
 }
 
 /// A service's routes with what every REST function shares: the project's `404` for an unknown
-/// route or method, the service's state, CORS (see [`crate::cors`]), and request and correlation
-/// ids.
+/// route or method, the service's state, CORS (see [`crate::cors`]), request and correlation
+/// ids, and the per-caller rate limits (see [`crate::rate_limit::requests`]; they count once
+/// [`run`] provides them).
 pub fn service_router<S: Clone + Send + Sync + 'static>(routes: axum::Router<S>, state: S) -> axum::Router {
     routes
         .fallback(route_not_found)
         .method_not_allowed_fallback(route_not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn(crate::rate_limit::requests::limit))
         .layer(axum::middleware::from_fn(observe))
         .layer(crate::cors::from_env())
         .layer(axum::middleware::from_fn(request_ids))

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod money;
 pub mod outbox;
 pub mod push;
+pub mod rate_limit;
 pub mod resilience;
 pub mod saga;
 pub mod services;

@@ -16,7 +16,9 @@
 //!   so the name says that;
 //! - `cold_start_total{service}`, `outbox_lag_seconds{service}` (from an event's time to its
 //!   publication), and the realtime service's `websocket_connections_total{service,event}`
-//!   (`opened`, `closed`, `rejected`) and `push_deliveries_total{service,outcome}`.
+//!   (`opened`, `closed`, `rejected`) and `push_deliveries_total{service,outcome}`;
+//! - `rate_limit_decisions_total{service,outcome}`: per-caller limits (`crate::rate_limit`),
+//!   `allowed`, `limited`, or `unavailable` (the counter could not be reached; let through).
 //!
 //! The namespace is `METRICS_NAMESPACE` (template parameter `MetricsNamespace`) and every metric
 //! carries the dimension `environment` (`MetricsEnvironment`). `METRICS_DISABLED=1` records
@@ -144,4 +146,9 @@ pub fn websocket_connection(event: &'static str) {
 /// `delivered` or `gone` (the connection had closed).
 pub fn push_delivery(outcome: &'static str) {
     metrics::counter!("push_deliveries_total", "service" => service(), "outcome" => outcome).increment(1);
+}
+
+/// `allowed`, `limited` or `unavailable`.
+pub fn rate_limit(outcome: &'static str) {
+    metrics::counter!("rate_limit_decisions_total", "service" => service(), "outcome" => outcome).increment(1);
 }

@@ -18,6 +18,9 @@ use crate::error::{ApiError, ErrorCode};
 use crate::money::Money;
 use crate::resilience::{CallError, CircuitBreaker, Resilient, RetryPolicy};
 
+/// The stage of the requests one service sends another: not the public's, so not rate-limited.
+pub const INTERNAL_STAGE: &str = "internal";
+
 /// A product as the products service shows it, in the fields other services use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProductView {
@@ -167,7 +170,7 @@ impl InternalGet<'_> {
             "multiValueQueryStringParameters": if multi_query.is_empty() { Value::Null } else { Value::Object(multi_query) },
             "requestContext": {
                 "requestId": uuid::Uuid::new_v4().to_string(),
-                "stage": "internal",
+                "stage": INTERNAL_STAGE,
                 "httpMethod": "GET",
                 "resourcePath": self.resource,
                 "path": path,

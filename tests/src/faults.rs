@@ -47,12 +47,8 @@ impl FaultStack {
         use devstack::local::{assemble, LocalEndpoints};
         let template =
             devstack::template::Template::load(&crate::workspace_root().join("infra/template.yaml")).unwrap();
-        let mut overrides: BTreeMap<String, String> =
-            [("ConsumerVisibilityTimeoutSeconds", "10")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        for tier in ["Anonymous", "Authenticated", "Seller"] {
-            overrides.insert(format!("{tier}BurstLimit"), "1000000".into());
-            overrides.insert(format!("{tier}RateLimit"), "1000000".into());
-        }
+        let mut overrides: BTreeMap<String, String> = crate::lifted_limits().into_iter().collect();
+        overrides.insert("ConsumerVisibilityTimeoutSeconds".into(), "10".into());
         let name: String = unique("faults").chars().take(15).collect();
         let stack = Stack::new(&name, &shared.stack.region, template.parameters(&overrides).unwrap());
         let stack = devstack::provision::provision(&template, &shared.aws, stack).await.expect("the fault stack");

@@ -621,3 +621,51 @@ async fn idle_connections_are_closed_and_heartbeats_keep_them_open() {
     })
     .await;
 }
+
+/// A handshake from `address` (a loopback address of its own, which devstack reports as the
+/// connection's `sourceIp`): the status of a refusal, or `Ok` when it was accepted.
+async fn try_connect_from(address: std::net::IpAddr, token: Option<&str>) -> Result<(), u16> {
+    let url = match token {
+        Some(token) => format!("{}?token={token}", ws_url()),
+        None => ws_url(),
+    };
+    let authority = url.split("://").nth(1).unwrap().split('/').next().unwrap().to_string();
+    let server = tokio::net::lookup_host(&authority).await.unwrap().next().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(address, 0)).unwrap();
+    let stream = socket.connect(server).await.unwrap();
+    match tokio_tungstenite::client_async(url, stream).await {
+        Ok(_) => Ok(()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(e) => panic!("WebSocket connect: {e}"),
+    }
+}
+
+fn fresh_address() -> std::net::IpAddr {
+    let b = uuid::Uuid::new_v4().into_bytes();
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 1 + b[0] % 250, b[1], 2 + b[2] % 250))
+}
+
+#[tokio::test]
+async fn an_address_whose_connects_keep_failing_is_capped_and_no_other_address_is() {
+    let local = Local::connect().await;
+    let flooding = fresh_address();
+    // WebSocketRefusedHandshakesPerMinute: 20 by default. In a window of its own, so that the
+    // count of the flood is not split between two windows.
+    let left = 60 - chrono::Utc::now().timestamp() % 60;
+    if left < 20 {
+        tokio::time::sleep(Duration::from_secs(left as u64) + Duration::from_millis(200)).await;
+    }
+    for i in 1..=20 {
+        let token = (i % 2 == 0).then_some("not-a-token");
+        assert_eq!(try_connect_from(flooding, token).await, Err(401), "refused connect {i}");
+    }
+    for _ in 0..3 {
+        assert_eq!(try_connect_from(flooding, None).await, Err(429), "past the cap");
+    }
+    // Nobody else pays for it: another address is still told why it was refused, and a user
+    // from a third connects.
+    assert_eq!(try_connect_from(fresh_address(), None).await, Err(401));
+    let user = local.signed_up("buyer").await;
+    assert_eq!(try_connect_from(fresh_address(), Some(&user.access_token)).await, Ok(()));
+}

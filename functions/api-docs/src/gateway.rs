@@ -61,8 +61,8 @@ pub const COMMON_ERRORS: &[CommonError] = &[
         status: 429,
         gateway_response: Some("THROTTLED"),
         code: "RATE_LIMITED",
-        description: "Over the caller's tier limit (anonymous 100, signed-in 1000, seller 5000 requests a minute); retry after `Retry-After` seconds",
-        applies: Applies::Authorized,
+        description: "Over the caller's own allowance (each anonymous address 100, each signed-in user 1000, each seller 5000 requests a minute; every counted answer carries `x-ratelimit-limit`, `-remaining` and `-reset`) or over its whole tier's ceiling; retry after `Retry-After` seconds",
+        applies: Applies::Every,
     },
     CommonError {
         status: 500,

@@ -77,7 +77,10 @@ fn add_components(spec: &mut Value) {
         });
         if error.status == 429 {
             response["headers"] = json!({
-                "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer", "minimum": 1}}
+                "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer", "minimum": 1}},
+                "x-ratelimit-limit": {"description": "The caller's allowance a minute (absent over a tier's ceiling)", "schema": {"type": "integer", "minimum": 1}},
+                "x-ratelimit-remaining": {"description": "What is left of it in this window: 0", "schema": {"type": "integer", "minimum": 0}},
+                "x-ratelimit-reset": {"description": "When the window ends, in epoch seconds", "schema": {"type": "integer", "minimum": 0}}
             });
         }
         responses.insert(component_name(error), response);

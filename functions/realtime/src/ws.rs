@@ -11,6 +11,10 @@
 //!
 //! Anything else, a malformed or oversized message, or too many messages a second gets an
 //! `{"type":"error","code":..}` frame; the connection stays open.
+//!
+//! A source address whose connects keep failing (no token, or one that is refused) is capped:
+//! past `refused_handshakes_per_minute` in a minute its connects get `429` before any token is
+//! checked, so a flood of bad connects costs no token checks or identity reads.
 
 use std::collections::HashMap;
 
@@ -19,6 +23,8 @@ use serde_json::{json, Value};
 use shared::auth::Identity;
 use shared::resilience::CallError;
 use shared::services::{LookupError, OrdersClient};
+
+use shared::rate_limit::{epoch_seconds, FixedWindows};
 
 use crate::chat::{ChatMessage, ChatStore, Parties, MAX_BODY_CHARS};
 use crate::push::{PushJob, PushQueue, Pusher};
@@ -30,11 +36,13 @@ pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
 pub struct Limits {
     pub connections_per_user: usize,
     pub messages_per_second: u64,
+    /// Connects without a valid token one source address may make a minute.
+    pub refused_handshakes_per_minute: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { connections_per_user: 5, messages_per_second: 20 }
+        Limits { connections_per_user: 5, messages_per_second: 20, refused_handshakes_per_minute: 20 }
     }
 }
 
@@ -87,6 +95,8 @@ pub struct Realtime {
     pub pusher: Pusher,
     pub queue: PushQueue,
     pub limits: Limits,
+    /// The counts of refused connects per source address; `None` counts nothing.
+    pub refused_handshakes: Option<FixedWindows>,
 }
 
 fn reply(status: u16, body: &str) -> Value {
@@ -167,6 +177,28 @@ impl Realtime {
     }
 
     async fn connect(&self, connection: &str, event: &Value) -> Value {
+        let address = event["requestContext"]["identity"]["sourceIp"].as_str().unwrap_or_default();
+        let refused_key = format!("ws-refused#{address}");
+        let now = epoch_seconds();
+        if let Some(windows) = &self.refused_handshakes {
+            if !address.is_empty() && windows.is_over(&refused_key, now) {
+                return reply(429, "too many refused connects from this address; retry in a minute");
+            }
+        }
+        // Boxed: the connect future nests deep enough to overflow the compiler's layout limit.
+        let answer = Box::pin(self.authenticated_connect(connection, event)).await;
+        if answer["statusCode"].as_u64() == Some(401) && !address.is_empty() {
+            if let Some(windows) = &self.refused_handshakes {
+                let cap = self.limits.refused_handshakes_per_minute;
+                if windows.check(&refused_key, cap, now).await.is_some_and(|d| !d.allowed) {
+                    return reply(429, "too many refused connects from this address; retry in a minute");
+                }
+            }
+        }
+        answer
+    }
+
+    async fn authenticated_connect(&self, connection: &str, event: &Value) -> Value {
         let query: HashMap<String, String> =
             serde_json::from_value(event["queryStringParameters"].clone()).unwrap_or_default();
         let header = event["headers"]
