@@ -663,9 +663,11 @@ async fn an_address_whose_connects_keep_failing_is_capped_and_no_other_address_i
     for _ in 0..3 {
         assert_eq!(try_connect_from(flooding, None).await, Err(429), "past the cap");
     }
+    assert_eq!(try_connect_from(flooding, Some("not-a-token")).await, Err(429), "past the cap");
     // Nobody else pays for it: another address is still told why it was refused, and a user
-    // from a third connects.
+    // connects from a third, and from the flooding address itself (a NAT's other users).
     assert_eq!(try_connect_from(fresh_address(), None).await, Err(401));
     let user = local.signed_up("buyer").await;
     assert_eq!(try_connect_from(fresh_address(), Some(&user.access_token)).await, Ok(()));
+    assert_eq!(try_connect_from(flooding, Some(&user.access_token)).await, Ok(()));
 }

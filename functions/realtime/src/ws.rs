@@ -13,8 +13,8 @@
 //! `{"type":"error","code":..}` frame; the connection stays open.
 //!
 //! A source address whose connects keep failing (no token, or one that is refused) is capped:
-//! past `refused_handshakes_per_minute` in a minute its connects get `429` before any token is
-//! checked, so a flood of bad connects costs no token checks or identity reads.
+//! past `refused_handshakes_per_minute` in a minute its connects without a token get `429` at
+//! once, and its refused ones `429` instead of `401`; a valid token from it still connects.
 
 use std::collections::HashMap;
 
@@ -180,8 +180,12 @@ impl Realtime {
         let address = event["requestContext"]["identity"]["sourceIp"].as_str().unwrap_or_default();
         let refused_key = format!("ws-refused#{address}");
         let now = epoch_seconds();
+        // Only a connect without a token is refused unchecked: a valid user behind the same
+        // address (a NAT, a proxy) still gets in.
+        let has_token = event["queryStringParameters"]["token"].as_str().is_some_and(|t| !t.is_empty())
+            || event["headers"].as_object().is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("authorization")));
         if let Some(windows) = &self.refused_handshakes {
-            if !address.is_empty() && windows.is_over(&refused_key, now) {
+            if !has_token && !address.is_empty() && windows.is_over(&refused_key, now) {
                 return reply(429, "too many refused connects from this address; retry in a minute");
             }
         }
